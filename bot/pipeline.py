@@ -1,0 +1,97 @@
+"""The per-call voice pipeline, assembled in one place.
+
+transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
+-> dialogue (flows) -> TTS (Piper or Kokoro, cached clauses) -> transport out -> recorder
+"""
+
+from __future__ import annotations
+
+import logging
+import wave
+from dataclasses import dataclass
+
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.workers.runner import WorkerRunner
+
+from bot.call_log import CallLog
+from bot.processors.barge_in import BargeInGate
+from bot.processors.dialogue import DialogueProcessor
+from bot.processors.silence_watch import SilenceWatch
+from bot.services import BotServices, speech_style
+from voice.speech_renderer import PIPELINE_RATE
+from voice.stt import FrenchWhisperSTTService
+from voice.tts import RenderedTTSService
+from voice.vad import make_vad_analyzer
+
+log = logging.getLogger("callbot.pipeline")
+
+
+@dataclass
+class VoiceCall:
+    call: CallLog
+    worker: PipelineWorker
+    dialogue: DialogueProcessor
+    recorder: AudioBufferProcessor | None
+    recording: str | None = None
+
+    async def run(self) -> None:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        try:
+            await runner.run()
+        finally:
+            await self.dialogue.flush()
+            outcome = self.dialogue.outcome or "caller_hung_up"
+            await self.call.close(outcome, recording=self.recording)
+
+
+async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog) -> VoiceCall:
+    settings = services.settings
+    assert services.transcriber is not None and services.renderer is not None
+    conversation = services.conversation(call.call_id)
+    dialogue = DialogueProcessor(conversation=conversation, call=call)
+    recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
+    processors = [
+        transport.input(),
+        VADProcessor(vad_analyzer=make_vad_analyzer(settings.vad)),
+        BargeInGate(min_speech_s=settings.call.barge_in_min_speech_s, call_id=call.call_id),
+        FrenchWhisperSTTService(transcriber=services.transcriber, trailing_silence_secs=0.3),
+        SilenceWatch(timeout_s=settings.call.no_input_s),
+        dialogue,
+        RenderedTTSService(renderer=services.renderer, style=speech_style(settings)),
+        transport.output(),
+    ]
+    if recorder is not None:
+        processors.append(recorder)
+    worker = PipelineWorker(
+        Pipeline(processors),
+        params=PipelineParams(audio_in_sample_rate=PIPELINE_RATE, audio_out_sample_rate=PIPELINE_RATE),
+        idle_timeout_secs=settings.call.max_call_s,
+        enable_rtvi=False,
+    )
+    voice_call = VoiceCall(call=call, worker=worker, dialogue=dialogue, recorder=recorder)
+
+    if recorder is not None:
+        path = settings.recordings_dir / f"{call.call_id}.wav"
+
+        @recorder.event_handler("on_audio_data")
+        async def on_audio_data(_buffer, audio: bytes, sample_rate: int, num_channels: int) -> None:
+            # Stereo: caller on the left, bot on the right.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(num_channels)
+                w.setsampwidth(2)
+                w.setframerate(sample_rate)
+                w.writeframes(audio)
+            voice_call.recording = str(path)
+
+    @worker.event_handler("on_pipeline_started")
+    async def on_started(_worker, _frame) -> None:
+        if recorder is not None:
+            await recorder.start_recording()
+
+    return voice_call

@@ -1,0 +1,1 @@
+"""One FrameProcessor per concern of the call pipeline."""

@@ -1,0 +1,159 @@
+"""The dialogue in the pipeline: caller transcripts and keys in, reply speech out,
+every turn committed to the call record with its latency breakdown."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    EndWorkerFrame,
+    Frame,
+    InputDTMFFrame,
+    InputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from bot.call_log import CallLog
+from bot.processors.frames import CallConnectedFrame, CallerSilentFrame
+from flows.engine import Conversation, Reply, State, normalize
+
+log = logging.getLogger("callbot.dialogue")
+
+
+@dataclass
+class _Pending:
+    """A reply on its way out, waiting for its first audio to measure latency."""
+
+    text: str
+    intent: str | None
+    reply_at: float
+    speech_end: float | None = None
+    transcript_at: float | None = None
+
+
+class DialogueProcessor(FrameProcessor):
+    def __init__(self, *, conversation: Conversation, call: CallLog, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._conversation = conversation
+        self._call = call
+        self._speech_start: float | None = None
+        self._speech_end: float | None = None
+        self._bot_speaking = False
+        self._pending: _Pending | None = None
+        self._ending = False
+
+    @property
+    def outcome(self) -> str | None:
+        """How the conversation ended, None while it goes on."""
+        if self._conversation.state is State.HANDOFF:
+            return "handoff"
+        return "completed" if self._ending else None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallConnectedFrame):
+            await self._say(self._conversation.start(), speech_end=None, transcript_at=None)
+            return
+        if isinstance(frame, TranscriptionFrame):
+            await self._on_transcript(frame)
+            return
+        if isinstance(frame, InputDTMFFrame):
+            await self._on_keys(str(frame.button.value))
+            return
+        if isinstance(frame, InputTransportMessageFrame) and isinstance(frame.message, dict) \
+                and frame.message.get("type") == "dtmf":
+            await self._on_keys(str(frame.message.get("keys", ""))[:32])
+            return
+        if isinstance(frame, CallerSilentFrame):
+            if not self._ending:
+                await self._call.event("no_input", {"seconds": frame.seconds})
+                await self._say(self._conversation.on_no_input(), speech_end=None, transcript_at=None)
+            return
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._speech_start = time.monotonic() - frame.start_secs
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._speech_end = time.monotonic() - frame.stop_secs
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+            await self._commit_bot_turn()
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        await self.push_frame(frame, direction)
+
+    async def _on_transcript(self, frame: TranscriptionFrame) -> None:
+        transcript_at = time.monotonic()
+        text = frame.text.strip()
+        result = frame.result if isinstance(frame.result, dict) else {}
+        if self._bot_speaking and self._conversation.keywords.match("backchannel", normalize(text)):
+            log.debug("call %s: backchannel %r while the bot speaks, ignored", self._call.call_id, text)
+            return
+        await self._client_message("caller", text)
+        reply = await self._conversation.on_text(text)
+        await self._call.turn(
+            "caller", text,
+            start_ms=self._call.ms_at(self._speech_start) if self._speech_start else None,
+            end_ms=self._call.ms_at(self._speech_end) if self._speech_end else None,
+            asr_confidence=result.get("confidence"),
+            intent=reply.intent,
+            intent_score=reply.score,
+        )
+        await self._say(reply, speech_end=self._speech_end, transcript_at=transcript_at)
+
+    async def _on_keys(self, keys: str) -> None:
+        await self._call.event("dtmf", {"keys": keys})
+        await self._client_message("caller", f"[touches {keys}]")
+        await self._say(await self._conversation.on_dtmf(keys), speech_end=None, transcript_at=time.monotonic())
+
+    async def _say(self, reply: Reply, *, speech_end: float | None, transcript_at: float | None) -> None:
+        await self._call.set_team(reply.team)
+        if reply.handoff:
+            await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
+        if not reply.texts:
+            return
+        text = " ".join(reply.texts)
+        await self._commit_bot_turn()  # a reply that never reached the audio out is still recorded
+        self._pending = _Pending(text=text, intent=reply.intent, reply_at=time.monotonic(),
+                                 speech_end=speech_end, transcript_at=transcript_at)
+        await self._client_message("bot", text)
+        await self.push_frame(TTSSpeakFrame(text))
+        if reply.ended and not self._ending:
+            self._ending = True
+            await self.push_frame(EndWorkerFrame(reason="conversation ended"))
+
+    async def _commit_bot_turn(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        now = time.monotonic()
+        audio_out = now if self._bot_speaking else None
+
+        def ms(a: float | None, b: float | None) -> int | None:
+            return None if a is None or b is None else int((b - a) * 1000)
+
+        await self._call.turn(
+            "bot", pending.text,
+            start_ms=self._call.ms_at(audio_out or pending.reply_at),
+            intent=pending.intent,
+            stt_ms=ms(pending.speech_end, pending.transcript_at),
+            dialogue_ms=ms(pending.transcript_at, pending.reply_at),
+            tts_ms=ms(pending.reply_at, audio_out),
+            total_ms=ms(pending.speech_end, audio_out),
+        )
+
+    async def _client_message(self, speaker: str, text: str) -> None:
+        await self.push_frame(OutputTransportMessageUrgentFrame(
+            message={"type": "transcript", "speaker": speaker, "text": text}
+        ))
+
+    async def flush(self) -> None:
+        """Record the reply still waiting for audio (call hung up meanwhile)."""
+        await self._commit_bot_turn()

@@ -1,0 +1,50 @@
+"""No-input detection: the caller says nothing after the bot has finished speaking."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    Frame,
+    VADUserStartedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from bot.processors.frames import CallerSilentFrame
+
+
+class SilenceWatch(FrameProcessor):
+    def __init__(self, *, timeout_s: float = 8.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.timeout_s = timeout_s
+        self._timer: asyncio.Task | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, BotStoppedSpeakingFrame):
+            await self._restart()
+        elif isinstance(frame, (BotStartedSpeakingFrame, VADUserStartedSpeakingFrame, EndFrame, CancelFrame)):
+            await self._stop()
+        await self.push_frame(frame, direction)
+
+    async def _restart(self) -> None:
+        await self._stop()
+        self._timer = self.create_task(self._wait())
+
+    async def _stop(self) -> None:
+        if self._timer is not None:
+            await self.cancel_task(self._timer)
+            self._timer = None
+
+    async def _wait(self) -> None:
+        await asyncio.sleep(self.timeout_s)
+        self._timer = None
+        await self.push_frame(CallerSilentFrame(seconds=self.timeout_s))
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self._stop()

@@ -1,0 +1,78 @@
+"""The bot's HTTP server: caller page, WebRTC signalling, text channel, call records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.chat import ChatChannel, json_error
+from bot.config import Settings
+from bot.services import BotServices
+from bot.webrtc import WebRTCCalls
+
+log = logging.getLogger("callbot.server")
+STATIC = Path(__file__).resolve().parent / "static"
+
+services_key = web.AppKey("services", BotServices)
+chat_key = web.AppKey("chat", ChatChannel)
+webrtc_key = web.AppKey("webrtc", WebRTCCalls)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """API errors as JSON, never a traceback page."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if request.path.startswith("/api/") and e.status >= 400:
+            return json_error(e.status, e.reason)
+        raise
+
+
+async def caller_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "caller.html")
+
+
+async def health(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    return web.json_response({
+        "status": "ok",
+        "voice": services.renderer.engine.name if services.renderer else None,
+        "question_types": len(services.knowledge.question_types),
+    })
+
+
+async def get_call(request: web.Request) -> web.Response:
+    call = await request.app[services_key].store.get_call(request.match_info["call_id"])
+    if call is None:
+        return json_error(404, "unknown call")
+    return web.json_response(call)
+
+
+def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes * 64)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        services = await BotServices.create(settings, voice=voice)
+        app[services_key] = services
+        app[chat_key] = chat = ChatChannel(services)
+        app[webrtc_key] = calls = WebRTCCalls(services)
+        log.info("callbot ready on http://%s:%d (%d question types)", settings.host, settings.port,
+                 len(services.knowledge.question_types))
+        yield
+        await calls.close_all()
+        await chat.close_all()
+        await services.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/", caller_page)
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/calls/{call_id}", get_call)
+    app.router.add_post("/api/chat", lambda r: r.app[chat_key].open_session(r))
+    app.router.add_post("/api/chat/{session_id}/messages", lambda r: r.app[chat_key].post_message(r))
+    app.router.add_post("/api/offer", lambda r: r.app[webrtc_key].offer(r))
+    app.router.add_static("/static", STATIC)
+    return app

@@ -1,0 +1,91 @@
+"""What every call shares: models loaded once, the store, the dialogue data."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.store import Store
+from flows.action_client import ActionClient
+from flows.engine import Conversation, DialogueSettings, Keywords
+from flows.knowledge import Knowledge, load_knowledge
+from flows.router import IntentRouter
+from models.errors import ModelError
+from models.kokoro import kokoro_files
+from models.piper import find_piper_voice, french_piper_voices
+from voice.speech_engines import KokoroEngine, PiperEngine, SpeechEngine, SpeechStyle
+from voice.speech_renderer import SpeechRenderer
+from voice.stt import Transcriber
+
+log = logging.getLogger("callbot.services")
+
+
+def make_speech_engine(settings: Settings) -> SpeechEngine:
+    v = settings.voice
+    if v.engine in ("auto", "piper"):
+        name = v.piper_voice or next(iter(french_piper_voices()), "")
+        path = find_piper_voice(name) if name else None
+        if path is not None:
+            log.info("voice: Piper %s", name)
+            return PiperEngine(path)
+        if v.engine == "piper":
+            raise ModelError(
+                f"Piper voice '{name or '(none)'}' is not provisioned: run "
+                "'callbot models fetch-voice fr_FR-siwis-medium' or copy its .onnx and .onnx.json "
+                "into models/cache/piper/"
+            )
+    log.warning(
+        "voice: no French Piper voice provisioned; callers hear the offline Kokoro voice "
+        "(%s, French phonemes). See README 'Production voice'.", v.kokoro_voice
+    )
+    return KokoroEngine(kokoro_files(), v.kokoro_voice)
+
+
+def speech_style(settings: Settings) -> SpeechStyle:
+    return SpeechStyle(speed=settings.voice.speed, sentence_pause_s=settings.voice.sentence_pause_s)
+
+
+@dataclass
+class BotServices:
+    settings: Settings
+    knowledge: Knowledge
+    keywords: Keywords
+    router: IntentRouter
+    store: Store
+    actions: ActionClient
+    transcriber: Transcriber | None = None
+    renderer: SpeechRenderer | None = None
+
+    @classmethod
+    async def create(cls, settings: Settings, *, voice: bool = True) -> BotServices:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        knowledge = load_knowledge()
+        store = Store(settings.db_url)
+        await store.create_schema()
+        services = cls(
+            settings=settings,
+            knowledge=knowledge,
+            keywords=Keywords(),
+            router=IntentRouter(knowledge, settings.router, settings.var_dir / "router"),
+            store=store,
+            actions=ActionClient(settings.actions_url),
+        )
+        if voice:
+            services.transcriber = Transcriber(settings.stt)
+            services.renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+        return services
+
+    def conversation(self, session_id: str) -> Conversation:
+        return Conversation(
+            session_id=session_id,
+            knowledge=self.knowledge,
+            router=self.router,
+            keywords=self.keywords,
+            actions=self.actions,
+            settings=DialogueSettings(recorded=self.settings.recorded),
+        )
+
+    async def close(self) -> None:
+        await self.actions.close()
+        await self.store.close()

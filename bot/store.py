@@ -1,0 +1,139 @@
+"""Call records: calls, their turns and events, committed as they happen."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: uuid.uuid4().hex)
+    channel: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(64))
+    recording: Mapped[str | None] = mapped_column(String(255))
+    turns: Mapped[list[Turn]] = relationship(order_by="Turn.index", cascade="all, delete-orphan")
+    events: Mapped[list[Event]] = relationship(order_by="Event.id", cascade="all, delete-orphan")
+
+
+class Turn(Base):
+    __tablename__ = "turns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(8))        # caller | bot
+    text: Mapped[str] = mapped_column(Text)
+    start_ms: Mapped[int | None] = mapped_column(Integer)  # offsets from the start of the call
+    end_ms: Mapped[int | None] = mapped_column(Integer)
+    asr_confidence: Mapped[float | None] = mapped_column(Float)
+    intent: Mapped[str | None] = mapped_column(String(64))
+    intent_score: Mapped[float | None] = mapped_column(Float)
+    # Latency of the bot's reply, on the bot turn: caller speech end -> final transcript
+    # (stt) -> reply text (dialogue) -> first reply audio out (tts); total is end to end.
+    stt_ms: Mapped[int | None] = mapped_column(Integer)
+    dialogue_ms: Mapped[int | None] = mapped_column(Integer)
+    tts_ms: Mapped[int | None] = mapped_column(Integer)
+    total_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    at_ms: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+TURN_FIELDS = ("index", "speaker", "text", "start_ms", "end_ms", "asr_confidence", "intent",
+               "intent_score", "stt_ms", "dialogue_ms", "tts_ms", "total_ms")
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine = create_async_engine(url)
+        self._session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def open_call(self, channel: str, caller: str | None = None) -> str:
+        async with self._session() as s, s.begin():
+            call = Call(channel=channel, caller=caller)
+            s.add(call)
+        return call.id
+
+    async def add_turn(self, call_id: str, **values: Any) -> None:
+        async with self._session() as s, s.begin():
+            s.add(Turn(call_id=call_id, **values))
+
+    async def add_event(self, call_id: str, at_ms: int, kind: str, data: dict[str, Any] | None = None) -> None:
+        async with self._session() as s, s.begin():
+            s.add(Event(call_id=call_id, at_ms=at_ms, kind=kind, data=data or {}))
+
+    async def close_call(self, call_id: str, *, outcome: str, team: str | None,
+                         recording: str | None = None) -> None:
+        async with self._session() as s, s.begin():
+            call = await s.get(Call, call_id)
+            if call is None or call.ended_at is not None:
+                return
+            call.ended_at, call.outcome, call.team = _now(), outcome, team
+            call.recording = recording or call.recording
+
+    async def update_team(self, call_id: str, team: str) -> None:
+        async with self._session() as s, s.begin():
+            call = await s.get(Call, call_id)
+            if call is not None:
+                call.team = team
+
+    async def get_call(self, call_id: str) -> dict[str, Any] | None:
+        async with self._session() as s:
+            call = await s.scalar(
+                select(Call).where(Call.id == call_id).options(selectinload(Call.turns), selectinload(Call.events))
+            )
+            return None if call is None else _call_dict(call)
+
+    async def recent_calls(self, limit: int = 50) -> list[dict[str, Any]]:
+        async with self._session() as s:
+            rows = await s.scalars(
+                select(Call).order_by(Call.started_at.desc()).limit(limit)
+                .options(selectinload(Call.turns), selectinload(Call.events))
+            )
+            return [_call_dict(c) for c in rows]
+
+
+def _call_dict(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "channel": call.channel,
+        "started_at": call.started_at.isoformat(),
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "outcome": call.outcome,
+        "team": call.team,
+        "region": call.region,
+        "recording": call.recording,
+        "turns": [{k: getattr(t, k) for k in TURN_FIELDS} for t in call.turns],
+        "events": [{"at_ms": e.at_ms, "kind": e.kind, "data": e.data} for e in call.events],
+    }

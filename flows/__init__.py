@@ -1,0 +1,1 @@
+"""The dialogue: flow engine, intent router, knowledge base. Knows no audio, no channel."""

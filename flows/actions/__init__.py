@@ -1,0 +1,1 @@
+"""rasa-sdk actions, run by `callbot actions` in their own virtualenv (.venv-actions)."""

@@ -1,0 +1,205 @@
+"""The conversation of one call or chat session: from caller input to the bot's replies.
+
+Knows no audio and no channel: voice and text both drive it with text, keypad
+digits and "nothing heard".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+
+from flows.action_client import ActionClient, ActionUnavailable
+from flows.knowledge import DATA_DIR, Knowledge
+from flows.router import IntentRouter
+
+log = logging.getLogger("callbot.flows.engine")
+
+MAX_NO_MATCH = 2
+MAX_NO_INPUT = 3
+
+
+class State(Enum):
+    QUESTION = "question"
+    ANYTHING_ELSE = "anything_else"
+    OFFER_HUMAN = "offer_human"
+    HANDOFF = "handoff"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Handoff:
+    team: str
+    reason: str
+
+
+@dataclass
+class Reply:
+    texts: list[str]
+    intent: str | None = None
+    score: float | None = None
+    team: str | None = None
+    handoff: Handoff | None = None
+    awaiting: str | None = None
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class DialogueSettings:
+    recorded: bool = True
+
+
+class Keywords:
+    def __init__(self, path: Path = DATA_DIR / "keywords.yaml") -> None:
+        raw = yaml.safe_load(path.read_text("utf-8"))
+        self._patterns = {k: re.compile(v.strip(), re.IGNORECASE) for k, v in raw.items()}
+
+    def match(self, name: str, normalized: str) -> bool:
+        return bool(self._patterns[name].search(normalized))
+
+
+def normalize(text: str) -> str:
+    """Lowercase, no accents, punctuation and apostrophes as spaces."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+@dataclass
+class Conversation:
+    session_id: str
+    knowledge: Knowledge
+    router: IntentRouter
+    keywords: Keywords
+    actions: ActionClient | None = None
+    settings: DialogueSettings = field(default_factory=DialogueSettings)
+    state: State = State.QUESTION
+    team: str | None = None
+    no_match: int = 0
+    no_input: int = 0
+    last_texts: list[str] = field(default_factory=list)
+    slots: dict[str, str] = field(default_factory=dict)
+
+    def _reply(self, texts: list[str], **kwargs) -> Reply:
+        kwargs.setdefault("team", self.team)
+        kwargs.setdefault("awaiting", "confirmation" if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) else None)
+        kwargs.setdefault("ended", self.state is State.ENDED)
+        self.last_texts = texts
+        return Reply(texts=texts, **kwargs)
+
+    def start(self) -> Reply:
+        g = self.knowledge.prompts["greeting"]
+        recorded = g["recorded"] if self.settings.recorded else g["not_recorded"]
+        return self._reply([g["intro"], g["human"], recorded, g["question"]])
+
+    async def on_text(self, text: str) -> Reply:
+        said = normalize(text)
+        if self.state is State.ENDED:
+            return self._reply([])
+        if not said:
+            return self._not_understood()
+        self.no_input = 0
+        if self.keywords.match("distress", said):
+            return self._handoff("difficultes", "detresse", self.knowledge.prompt("distress"))
+        if self.keywords.match("human", said):
+            return self._handoff(self.team or "accueil", "demande_conseiller")
+        if self.state is State.HANDOFF:
+            return self._reply([self.knowledge.prompt("handoff_waiting")])
+        if self.keywords.match("goodbye", said) or (
+            self.state is State.ANYTHING_ELSE and self.keywords.match("no", said)
+        ):
+            return self._end("goodbye")
+        if self.state is State.OFFER_HUMAN:
+            if self.keywords.match("yes", said):
+                return self._handoff(self.team or "accueil", "non_compris")
+            if self.keywords.match("no", said):
+                self.state = State.QUESTION
+                self.no_match = 0
+                return self._reply([self.knowledge.prompt("listening")])
+        if self.keywords.match("repeat", said) and len(said.split()) <= 5 and self.last_texts:
+            return self._reply(list(self.last_texts))
+        if self.state is State.ANYTHING_ELSE and self.keywords.match("yes", said) and len(said.split()) <= 3:
+            self.state = State.QUESTION
+            return self._reply([self.knowledge.prompt("listening")])
+        return await self._answer_question(text)
+
+    async def _answer_question(self, text: str) -> Reply:
+        route = await asyncio.to_thread(self.router.route, text)
+        log.info("session %s routed to %s (%.3f)", self.session_id, route.intent, route.score)
+        if route.intent is None:
+            return self._not_understood(score=route.score)
+        qt = self.knowledge.question_types[route.intent]
+        self.team = qt.team
+        self.no_match = 0
+        if qt.handoff_reason:
+            prompt = "distress" if qt.team == "difficultes" else "handoff"
+            reply = self._handoff(qt.team, qt.handoff_reason, self.knowledge.prompt(prompt))
+        else:
+            texts = await self._answer_texts(qt.id, text)
+            self.state = State.ANYTHING_ELSE
+            reply = self._reply(texts + [self.knowledge.prompt("anything_else")])
+        reply.intent, reply.score = qt.id, route.score
+        return reply
+
+    async def _answer_texts(self, intent: str, text: str) -> list[str]:
+        qt = self.knowledge.question_types[intent]
+        if qt.action and self.actions is not None:
+            try:
+                result = await self.actions.run(
+                    qt.action, sender_id=self.session_id, slots=dict(self.slots),
+                    latest_text=text, intent=intent,
+                )
+                if result.texts:
+                    return result.texts
+            except ActionUnavailable as e:
+                log.warning("session %s: %s", self.session_id, e)
+        if qt.answer:
+            return [qt.answer.text]
+        return [self.knowledge.prompt("action_unavailable")]
+
+    def _not_understood(self, score: float | None = None) -> Reply:
+        self.no_match += 1
+        if self.no_match > MAX_NO_MATCH:
+            self.state = State.OFFER_HUMAN
+            return self._reply([self.knowledge.prompt("offer_human")], score=score)
+        if self.state is State.OFFER_HUMAN:
+            return self._reply([self.knowledge.prompt("confirm_retry")], score=score)
+        return self._reply([self.knowledge.prompt("no_match", self.no_match - 1)], score=score)
+
+    def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:
+        self.state = State.HANDOFF
+        self.team = team
+        return self._reply(
+            [text or self.knowledge.prompt("handoff")], handoff=Handoff(team=team, reason=reason)
+        )
+
+    def _end(self, prompt: str) -> Reply:
+        self.state = State.ENDED
+        return self._reply([self.knowledge.prompt(prompt)])
+
+    async def on_dtmf(self, digits: str) -> Reply:
+        keys = "".join(c for c in digits if c in "0123456789*#")
+        if not keys or len(digits) > 32:
+            return self._reply([self.knowledge.prompt("keypad_invalid")])
+        if self.state is State.ENDED:
+            return self._reply([])
+        if keys.startswith("0"):
+            return self._handoff(self.team or "accueil", "demande_conseiller")
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) and keys[0] in "12":
+            return await self.on_text("oui" if keys[0] == "1" else "non")
+        return self._reply([self.knowledge.prompt("keypad_invalid")])
+
+    def on_no_input(self) -> Reply:
+        if self.state in (State.ENDED, State.HANDOFF):
+            return self._reply([])
+        self.no_input += 1
+        if self.no_input >= MAX_NO_INPUT:
+            return self._end("goodbye_no_input")
+        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1)])

@@ -1,0 +1,1 @@
+"""Model files: finding, assembling from PyPI part packages, and checking them."""

@@ -1,0 +1,1 @@
+"""Audio in and out: VAD, STT, TTS, codecs. Knows no dialogue."""
