@@ -29,7 +29,10 @@ class VoiceSettings:
 @dataclass(frozen=True)
 class CallSettings:
     no_input_s: float = 8.0           # caller silence before a re-prompt
-    barge_in_min_speech_s: float = 0.3  # shorter speech over the bot ("oui", "hmm") does not cut it
+    # Speech over the bot holds it at once; this much voiced speech stops it for good,
+    # this much silence first lets it go on (a backchannel: "oui", "hmm").
+    barge_in_confirm_s: float = 0.6
+    backchannel_gap_s: float = 0.3
     max_call_s: float = 1800.0
 
 

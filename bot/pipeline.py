@@ -1,7 +1,8 @@
 """The per-call voice pipeline, assembled in one place.
 
 transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
--> dialogue (flows) -> TTS (Piper or Kokoro, cached clauses) -> transport out -> recorder
+-> dialogue (flows) -> TTS (Piper or Kokoro, cached clauses) -> output pacer (hold/release)
+-> transport out -> recorder
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.processors.silence_watch import SilenceWatch
 from bot.services import BotServices, speech_style
 from voice.speech_renderer import PIPELINE_RATE
 from voice.stt import FrenchWhisperSTTService
+from voice.output_pacer import OutputPacer
 from voice.tts import RenderedTTSService
 from voice.vad import make_vad_analyzer
 
@@ -58,11 +60,13 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
     processors = [
         transport.input(),
         VADProcessor(vad_analyzer=make_vad_analyzer(settings.vad)),
-        BargeInGate(min_speech_s=settings.call.barge_in_min_speech_s, call_id=call.call_id),
+        BargeInGate(call=call, confirm_s=settings.call.barge_in_confirm_s,
+                    release_after_s=settings.call.backchannel_gap_s),
         FrenchWhisperSTTService(transcriber=services.transcriber, trailing_silence_secs=0.3),
         SilenceWatch(timeout_s=settings.call.no_input_s),
         dialogue,
         RenderedTTSService(renderer=services.renderer, style=speech_style(settings)),
+        OutputPacer(),
         transport.output(),
     ]
     if recorder is not None:

@@ -30,6 +30,11 @@ async def json_errors(request: web.Request, handler):
         if request.path.startswith("/api/") and e.status >= 400:
             return json_error(e.status, e.reason)
         raise
+    except Exception:  # the edge: one bad request must not show a traceback or touch others
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            return json_error(500, "internal error, the request was not processed")
+        raise
 
 
 async def caller_page(request: web.Request) -> web.FileResponse:

@@ -59,7 +59,7 @@ class DialogueSettings:
 class Keywords:
     def __init__(self, path: Path = DATA_DIR / "keywords.yaml") -> None:
         raw = yaml.safe_load(path.read_text("utf-8"))
-        self._patterns = {k: re.compile(v.strip(), re.IGNORECASE) for k, v in raw.items()}
+        self._patterns = {str(k): re.compile(v.strip(), re.IGNORECASE) for k, v in raw.items()}
 
     def match(self, name: str, normalized: str) -> bool:
         return bool(self._patterns[name].search(normalized))
@@ -113,19 +113,19 @@ class Conversation:
         if self.state is State.HANDOFF:
             return self._reply([self.knowledge.prompt("handoff_waiting")])
         if self.keywords.match("goodbye", said) or (
-            self.state is State.ANYTHING_ELSE and self.keywords.match("no", said)
+            self.state is State.ANYTHING_ELSE and self.keywords.match("deny", said)
         ):
             return self._end("goodbye")
         if self.state is State.OFFER_HUMAN:
-            if self.keywords.match("yes", said):
+            if self.keywords.match("affirm", said):
                 return self._handoff(self.team or "accueil", "non_compris")
-            if self.keywords.match("no", said):
+            if self.keywords.match("deny", said):
                 self.state = State.QUESTION
                 self.no_match = 0
                 return self._reply([self.knowledge.prompt("listening")])
         if self.keywords.match("repeat", said) and len(said.split()) <= 5 and self.last_texts:
             return self._reply(list(self.last_texts))
-        if self.state is State.ANYTHING_ELSE and self.keywords.match("yes", said) and len(said.split()) <= 3:
+        if self.state is State.ANYTHING_ELSE and self.keywords.match("affirm", said) and len(said.split()) <= 3:
             self.state = State.QUESTION
             return self._reply([self.knowledge.prompt("listening")])
         return await self._answer_question(text)

@@ -34,9 +34,9 @@ class RenderedTTSService(TTSService):
             await self.start_tts_usage_metrics(text)
             async for pcm in self._renderer.stream(text, self.style):
                 await self.stop_ttfb_metrics()
-                for start in range(0, len(pcm), FRAME_BYTES * 10):
+                for start in range(0, len(pcm), FRAME_BYTES):
                     yield TTSAudioRawFrame(
-                        audio=pcm[start : start + FRAME_BYTES * 10],
+                        audio=pcm[start : start + FRAME_BYTES],
                         sample_rate=PIPELINE_RATE,
                         num_channels=1,
                         context_id=context_id,

@@ -23,7 +23,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.call_log import CallLog
-from bot.processors.frames import CallConnectedFrame, CallerSilentFrame
+from bot.processors.frames import BackchannelFrame, CallConnectedFrame, CallerSilentFrame
 from flows.engine import Conversation, Reply, State, normalize
 
 log = logging.getLogger("callbot.dialogue")
@@ -50,6 +50,7 @@ class DialogueProcessor(FrameProcessor):
         self._bot_speaking = False
         self._pending: _Pending | None = None
         self._ending = False
+        self._over_bot = False  # the next transcript was said over the bot without stopping it
 
     @property
     def outcome(self) -> str | None:
@@ -78,6 +79,9 @@ class DialogueProcessor(FrameProcessor):
                 await self._call.event("no_input", {"seconds": frame.seconds})
                 await self._say(self._conversation.on_no_input(), speech_end=None, transcript_at=None)
             return
+        if isinstance(frame, BackchannelFrame):
+            self._over_bot = True
+            return
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._speech_start = time.monotonic() - frame.start_secs
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
@@ -93,9 +97,18 @@ class DialogueProcessor(FrameProcessor):
         transcript_at = time.monotonic()
         text = frame.text.strip()
         result = frame.result if isinstance(frame.result, dict) else {}
-        if self._bot_speaking and self._conversation.keywords.match("backchannel", normalize(text)):
+        over_bot, self._over_bot = self._over_bot, False
+        said, keywords = normalize(text), self._conversation.keywords
+        if self._bot_speaking and keywords.match("backchannel", said):
             log.debug("call %s: backchannel %r while the bot speaks, ignored", self._call.call_id, text)
             return
+        if over_bot:
+            # Short speech over the bot ("oui", "hmm", often misheard): not a turn, unless
+            # it asks for something ("conseiller", "non", "répétez"): then the caller has the floor.
+            if not any(keywords.match(k, said) for k in ("human", "distress", "deny", "repeat", "goodbye")):
+                log.debug("call %s: short speech %r over the bot, ignored", self._call.call_id, text)
+                return
+            await self.broadcast_interruption()
         await self._client_message("caller", text)
         reply = await self._conversation.on_text(text)
         await self._call.turn(

@@ -15,3 +15,9 @@ class CallerSilentFrame(SystemFrame):
 @dataclass
 class CallConnectedFrame(DataFrame):
     """The caller's media is up: time to greet."""
+
+
+@dataclass
+class BackchannelFrame(SystemFrame):
+    """The caller's last speech over the bot was short: its transcript is not a turn
+    if it is only "oui", "hmm" and the like."""

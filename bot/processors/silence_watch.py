@@ -11,6 +11,7 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -22,10 +23,15 @@ class SilenceWatch(FrameProcessor):
         super().__init__(**kwargs)
         self.timeout_s = timeout_s
         self._timer: asyncio.Task | None = None
+        self._caller_speaking = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, BotStoppedSpeakingFrame):
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._caller_speaking = True
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._caller_speaking = False
+        if isinstance(frame, BotStoppedSpeakingFrame) and not self._caller_speaking:
             await self._restart()
         elif isinstance(frame, (BotStartedSpeakingFrame, VADUserStartedSpeakingFrame, EndFrame, CancelFrame)):
             await self._stop()

@@ -108,4 +108,5 @@ for (const key of ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"]) 
 }
 $("call").onclick = call;
 $("hangup").onclick = () => hangup();
+callbot.hangup = () => hangup();
 if (params.get("autostart") === "1") call();

@@ -1,0 +1,93 @@
+"""End to end over WebRTC: headless chromium with a fake microphone calls the caller page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.callers import (
+    CallerVoice,
+    bot_server,
+    browser_call,
+    read_wav,
+    received_audio,
+    rms_envelope,
+    spectral_match,
+    timeline,
+    write_wav,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+QUESTION = "Quel est le plafond de chiffre d'affaires ?"
+
+
+@pytest.fixture(scope="module")
+def caller_voice() -> CallerVoice:
+    return CallerVoice()
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    from bot.config import load_settings
+    from bot.services import make_speech_engine
+    from voice.speech_renderer import SpeechRenderer
+
+    settings = load_settings()
+    return SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir), settings
+
+
+def greeting_seconds(renderer) -> float:
+    from bot.services import speech_style
+    from flows.knowledge import load_knowledge
+
+    r, settings = renderer
+    texts = load_knowledge().prompts["greeting"]
+    text = " ".join([texts["intro"], texts["human"], texts["recorded"], texts["question"]])
+    return len(r.render(text, speech_style(settings))) / 2 / 16000
+
+
+def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, renderer):
+    from bot.services import speech_style
+
+    wait = greeting_seconds(renderer) + 1.5
+    mic = write_wav(tmp_path / "question.wav",
+                    timeline([(wait, caller_voice.say(QUESTION)), (12.0, None)]), 16000)
+    with bot_server(tmp_path) as server, browser_call(server, mic) as page:
+        call_id = page.evaluate("window.callbot.callId")
+
+        def answered(record):
+            bots = [t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro"]
+            return bots and bots[0]["tts_ms"] is not None
+
+        record = server.wait_for(call_id, answered, timeout=wait + 40)
+        page.wait_for_timeout(6000)  # let the start of the answer play in the page
+        audio, rate = received_audio(page)
+        transcript = page.evaluate("window.callbot.transcript")
+
+    caller = [t for t in record["turns"] if t["speaker"] == "caller"]
+    assert caller and caller[0]["intent"] == "plafond_micro", record["turns"]
+    assert caller[0]["asr_confidence"] > 0.3
+    assert caller[0]["start_ms"] < caller[0]["end_ms"]
+    answer = next(t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro")
+    assert "plafond" in answer["text"] and "83 600" in answer["text"]
+    for stage in ("stt_ms", "dialogue_ms", "tts_ms", "total_ms"):
+        assert answer[stage] is not None and 0 <= answer[stage] < 10_000, (stage, answer)
+    assert answer["total_ms"] >= answer["stt_ms"]
+    assert record["team"] == "seuils"
+    # The page showed both sides of the conversation.
+    assert any(line["speaker"] == "bot" and "plafond" in line["text"] for line in transcript)
+
+    # The browser really received the answer's audio: its first seconds, as rendered by
+    # the TTS, are found in what the page recorded (through Opus and resampling).
+    r, settings = renderer
+    rendered = np.frombuffer(r.render(answer["text"], speech_style(settings)), dtype=np.int16)
+    from voice.codecs import resample
+
+    received_16k = resample(audio.astype(np.float32), rate, 16000)
+    template = rendered[: 16000 * 2].astype(np.float32)
+    assert spectral_match(received_16k, template) > 0.9
+    # and a phrase the bot did not say right then is not (the check can fail)
+    other = np.frombuffer(r.render("Merci de votre appel. Au revoir, et bonne journée.",
+                                   speech_style(settings)), dtype=np.int16)[: 16000 * 2]
+    assert spectral_match(received_16k, other.astype(np.float32)) < 0.85
+    assert rms_envelope(received_16k, 16000).max() > 500
