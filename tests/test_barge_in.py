@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.callers import CallerVoice, bot_server, browser_call, read_wav, rms_envelope, timeline, write_wav
+from bot.caller_sim import CallerVoice, bot_server, browser_call, read_wav, timeline, write_wav
+from tests.callers import rms_envelope
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 WINDOW = 0.05  # s, envelope resolution

@@ -5,17 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.callers import (
-    CallerVoice,
-    bot_server,
-    browser_call,
-    read_wav,
-    received_audio,
-    rms_envelope,
-    spectral_match,
-    timeline,
-    write_wav,
-)
+from bot.caller_sim import CallerVoice, bot_server, browser_call, received_audio, timeline, write_wav
+from tests.callers import rms_envelope, spectral_match
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 QUESTION = "Quel est le plafond de chiffre d'affaires ?"
