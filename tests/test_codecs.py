@@ -63,15 +63,17 @@ def test_round_trip_error_is_bounded(encode, decode, max_relative, max_small):
     assert np.all(np.sign(y[np.abs(x) > 16]) == np.sign(x[np.abs(x) > 16]))
 
 
-@pytest.mark.parametrize(("encode", "decode"), [(codecs.pcm16_to_ulaw, codecs.ulaw_to_pcm16),
-                                                (codecs.pcm16_to_alaw, codecs.alaw_to_pcm16)],
-                         ids=["mu-law", "a-law"])
+@pytest.mark.parametrize(
+    ("encode", "decode"),
+    [(codecs.pcm16_to_ulaw, codecs.ulaw_to_pcm16), (codecs.pcm16_to_alaw, codecs.alaw_to_pcm16)],
+    ids=["mu-law", "a-law"],
+)
 def test_round_trip_snr_on_a_tone(encode, decode):
     t = np.arange(8000) / 8000
     tone = (10000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
     back = np.frombuffer(decode(encode(tone.tobytes())), dtype=np.int16).astype(np.float64)
     noise = back - tone
-    snr_db = 10 * np.log10(np.sum(tone.astype(np.float64) ** 2) / np.sum(noise ** 2))
+    snr_db = 10 * np.log10(np.sum(tone.astype(np.float64) ** 2) / np.sum(noise**2))
     assert snr_db > 30  # G.711 gives about 38 dB on a mid-level signal
 
 

@@ -144,15 +144,22 @@ def test_load_audio_16k_resamples(tmp_path):
 
 
 def run_cli(*files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CALLBOT), "transcribe", *map(str, files)], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [str(CALLBOT), "transcribe", *map(str, files)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_cli_transcribes_8k_and_44k_files(tmp_path, transcripts):
     wav_8k = SOUNDS / "dir-nomatch.wav"
     flac_44k = tmp_path / "dir-nomatch-44k.flac"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav_8k), "-ar", "44100", str(flac_44k)],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(wav_8k), "-ar", "44100", str(flac_44k)], check=True
+    )
     done = run_cli(wav_8k, flac_44k)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -165,8 +172,11 @@ def test_cli_transcribes_8k_and_44k_files(tmp_path, transcripts):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("content", [b"RIFF\x24\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 40, b""],
-                         ids=["corrupt", "empty"])
+@pytest.mark.parametrize(
+    "content",
+    [b"RIFF\x24\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 40, b""],
+    ids=["corrupt", "empty"],
+)
 def test_cli_reports_unreadable_audio(tmp_path, content):
     bad = tmp_path / "appel.wav"
     bad.write_bytes(content)

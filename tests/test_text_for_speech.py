@@ -11,8 +11,8 @@ from voice.text_for_speech import clauses, speakable
     ("text", "spoken"),
     [
         ("77 700 euros", "soixante-dix-sept mille sept cents euros"),
-        ("203\u00a0100 euros", "deux cent trois mille cent euros"),      # no-break space
-        ("5\u202f000 €", "cinq mille euros"),                              # narrow no-break space
+        ("203\u00a0100 euros", "deux cent trois mille cent euros"),  # no-break space
+        ("5\u202f000 €", "cinq mille euros"),  # narrow no-break space
         ("1 000 000", "un million"),
         ("24,6 %", "vingt-quatre virgule six pour cent"),
         ("24,6%", "vingt-quatre virgule six pour cent"),
@@ -44,7 +44,11 @@ def test_speakable_leaves_no_digit_in_the_knowledge_base_answers():
 
 def test_clauses_splits_sentences():
     assert clauses("Bonjour. Comment allez-vous ? Très bien ! Merci; au revoir.") == [
-        "Bonjour.", "Comment allez-vous ?", "Très bien !", "Merci;", "au revoir.",
+        "Bonjour.",
+        "Comment allez-vous ?",
+        "Très bien !",
+        "Merci;",
+        "au revoir.",
     ]
 
 
@@ -56,8 +60,10 @@ def test_clauses_keeps_short_sentences_with_commas_whole():
 
 
 def test_clauses_cuts_long_sentences_at_commas():
-    text = ("Si vous déclarez chaque trimestre, la prochaine échéance est le 31 janvier 2027, "
-            "pour le quatrième trimestre 2026, et ensuite le 30 avril, pour le premier trimestre.")
+    text = (
+        "Si vous déclarez chaque trimestre, la prochaine échéance est le 31 janvier 2027, "
+        "pour le quatrième trimestre 2026, et ensuite le 30 avril, pour le premier trimestre."
+    )
     assert len(text) > 110
     parts = clauses(text)
     assert parts == [

@@ -111,7 +111,9 @@ def test_piper_speed(piper):
     text = "Please hold the line, an adviser will answer your call shortly."
     slow = piper.synthesize(text, SpeechStyle(speed=0.8))
     fast = piper.synthesize(text, SpeechStyle(speed=1.2))
-    assert len(slow) > 1.25 * len(fast), (len(slow), len(fast))  # 1.5 if length_scale were exact
+    # 1.5 if length_scale stretched everything; measured 1.23 to 1.32 over 10 runs (Piper
+    # draws random durations, noise_w 0.8, and does not stretch pauses).
+    assert len(slow) > 1.1 * len(fast), (len(slow), len(fast))
 
 
 # ----------------------------------------------------------------- renderer

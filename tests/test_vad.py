@@ -24,7 +24,9 @@ def speech_24k() -> np.ndarray:
     from voice.speech_engines import KokoroEngine, SpeechStyle
 
     engine = KokoroEngine(kokoro_files(), "jm_kumo", threads=2)
-    audio = engine.synthesize("Bonjour, je voudrais déclarer mon chiffre d'affaires du trimestre.", SpeechStyle())
+    audio = engine.synthesize(
+        "Bonjour, je voudrais déclarer mon chiffre d'affaires du trimestre.", SpeechStyle()
+    )
     assert len(audio) > 24_000  # more than a second of speech
     return audio
 

@@ -100,13 +100,13 @@ class DialogueProcessor(FrameProcessor):
         over_bot, self._over_bot = self._over_bot, False
         said, keywords = normalize(text), self._conversation.keywords
         if self._bot_speaking and keywords.match("backchannel", said):
-            log.debug("call %s: backchannel %r while the bot speaks, ignored", self._call.call_id, text)
+            log.debug("call %s: backchannel while the bot speaks, ignored", self._call.call_id)
             return
         if over_bot:
             # Short speech over the bot ("oui", "hmm", often misheard): not a turn, unless
             # it asks for something ("conseiller", "non", "répétez"): then the caller has the floor.
             if not any(keywords.match(k, said) for k in ("human", "distress", "deny", "repeat", "goodbye")):
-                log.debug("call %s: short speech %r over the bot, ignored", self._call.call_id, text)
+                log.debug("call %s: short speech over the bot, ignored", self._call.call_id)
                 return
             await self.broadcast_interruption()
         await self._client_message("caller", text)
