@@ -46,8 +46,12 @@ class ChatChannel:
         self.services = services
         self.sessions: dict[str, ChatSession] = {}
         self._ttl = services.settings.chat_session_ttl_s
+        self.max_sessions = services.settings.max_chat_sessions
 
     async def open_session(self, request: web.Request) -> web.Response:
+        await self.expire()
+        if len(self.sessions) >= self.max_sessions:
+            return json_error(503, "too many open sessions, try again later")
         session_id = uuid.uuid4().hex
         call_id = await self.services.store.open_call("text")
         call = CallLog(self.services.store, call_id)
@@ -98,9 +102,10 @@ class ChatChannel:
             session.last_seen = time.monotonic()
             call, conversation = session.call, session.conversation
             start = call.now_ms()
-            said = body["text"] if "text" in body else f"[touches {body['dtmf']}]"
-            if "text" in body:
-                reply = await conversation.on_text(body["text"])
+            text = body.get("text")
+            said = text if text is not None else f"[touches {body['dtmf']}]"
+            if text is not None:
+                reply = await conversation.on_text(text)
             else:
                 reply = await conversation.on_dtmf(body["dtmf"])
                 await call.event("dtmf", {"keys": body["dtmf"]})

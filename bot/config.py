@@ -45,6 +45,7 @@ class Settings:
     actions_url: str = "http://127.0.0.1:5055"
     recorded: bool = True
     chat_session_ttl_s: float = 1800.0
+    max_chat_sessions: int = 2000
     max_body_bytes: int = 16_384
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)
     vad: VADSettings = field(default_factory=VADSettings)

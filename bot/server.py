@@ -57,6 +57,18 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(call)
 
 
+async def open_chat(request: web.Request) -> web.Response:
+    return await request.app[chat_key].open_session(request)
+
+
+async def post_chat_message(request: web.Request) -> web.Response:
+    return await request.app[chat_key].post_message(request)
+
+
+async def webrtc_offer(request: web.Request) -> web.Response:
+    return await request.app[webrtc_key].offer(request)
+
+
 def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes * 64)
 
@@ -76,8 +88,8 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app.router.add_get("/", caller_page)
     app.router.add_get("/health", health)
     app.router.add_get("/api/calls/{call_id}", get_call)
-    app.router.add_post("/api/chat", lambda r: r.app[chat_key].open_session(r))
-    app.router.add_post("/api/chat/{session_id}/messages", lambda r: r.app[chat_key].post_message(r))
-    app.router.add_post("/api/offer", lambda r: r.app[webrtc_key].offer(r))
+    app.router.add_post("/api/chat", open_chat)
+    app.router.add_post("/api/chat/{session_id}/messages", post_chat_message)
+    app.router.add_post("/api/offer", webrtc_offer)
     app.router.add_static("/static", STATIC)
     return app

@@ -72,6 +72,13 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
+_POLITENESS = re.compile(r"\b(s il vous plait|s il te plait|excusez moi|excuse moi|madame|monsieur|merci)\b")
+
+
+def _without_politeness(said: str) -> str:
+    return " ".join(_POLITENESS.sub(" ", said).split())
+
+
 @dataclass
 class Conversation:
     session_id: str
@@ -123,7 +130,7 @@ class Conversation:
                 self.state = State.QUESTION
                 self.no_match = 0
                 return self._reply([self.knowledge.prompt("listening")])
-        if self.keywords.match("repeat", said) and len(said.split()) <= 5 and self.last_texts:
+        if self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10 and self.last_texts:
             return self._reply(list(self.last_texts))
         if self.state is State.ANYTHING_ELSE and self.keywords.match("affirm", said) and len(said.split()) <= 3:
             self.state = State.QUESTION
@@ -165,12 +172,12 @@ class Conversation:
         return [self.knowledge.prompt("action_unavailable")]
 
     def _not_understood(self, score: float | None = None) -> Reply:
+        if self.state is State.OFFER_HUMAN:
+            return self._reply([self.knowledge.prompt("confirm_retry")], score=score)
         self.no_match += 1
         if self.no_match > MAX_NO_MATCH:
             self.state = State.OFFER_HUMAN
             return self._reply([self.knowledge.prompt("offer_human")], score=score)
-        if self.state is State.OFFER_HUMAN:
-            return self._reply([self.knowledge.prompt("confirm_retry")], score=score)
         return self._reply([self.knowledge.prompt("no_match", self.no_match - 1)], score=score)
 
     def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:

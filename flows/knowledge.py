@@ -45,6 +45,7 @@ class QuestionType:
 class Knowledge:
     question_types: dict[str, QuestionType]
     prompts: dict[str, Any]
+    out_of_scope: tuple[str, ...] = ()
     fingerprint: str = field(default="")
 
     def prompt(self, key: str, attempt: int = 0) -> str:
@@ -159,7 +160,17 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
     missing = [k for k in REQUIRED_PROMPTS if k not in prompts]
     if missing:
         raise DataError(f"{prompts_path.name}: missing prompts {', '.join(missing)}")
+    oos_path = data_dir / "out_of_scope.yaml"
+    out_of_scope: tuple[str, ...] = ()
+    if oos_path.is_file():
+        raw_oos = _read_yaml(oos_path)
+        items = raw_oos.get("out_of_scope") if isinstance(raw_oos, dict) else None
+        if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+            raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
+        out_of_scope = tuple(" ".join(x.split()) for x in items)
     digest = hashlib.sha256()
-    for p in (questions_path, prompts_path):
-        digest.update(p.read_bytes())
-    return Knowledge(question_types=types, prompts=prompts, fingerprint=digest.hexdigest()[:16])
+    for p in (questions_path, prompts_path, oos_path):
+        if p.is_file():
+            digest.update(p.read_bytes())
+    return Knowledge(question_types=types, prompts=prompts, out_of_scope=out_of_scope,
+                     fingerprint=digest.hexdigest()[:16])

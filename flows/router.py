@@ -10,6 +10,8 @@ import numpy as np
 
 from flows.knowledge import Knowledge
 
+OUT_OF_SCOPE = "__out_of_scope__"
+
 log = logging.getLogger("callbot.flows.router")
 
 
@@ -29,7 +31,7 @@ class RouterSettings:
 
 @dataclass(frozen=True)
 class Route:
-    intent: str | None
+    intent: str | None          # None: out of scope or not close enough to any type
     score: float
     runner_up: str | None = None
 
@@ -48,6 +50,9 @@ class IntentRouter:
             for p in qt.phrasings:
                 self._labels.append(qt.id)
                 phrasings.append(p)
+        for p in knowledge.out_of_scope:
+            self._labels.append(OUT_OF_SCOPE)
+            phrasings.append(p)
         self._label_array = np.array(self._labels)
         self._types = sorted(set(self._labels))
         cache = cache_dir / f"router-{knowledge.fingerprint}.npy"
@@ -76,5 +81,5 @@ class IntentRouter:
             return Route(intent=None, score=0.0)
         ranked = sorted(self.scores(text).items(), key=lambda kv: kv[1], reverse=True)
         (best, score), runner_up = ranked[0], (ranked[1][0] if len(ranked) > 1 else None)
-        intent = best if score >= self.settings.threshold else None
+        intent = best if score >= self.settings.threshold and best != OUT_OF_SCOPE else None
         return Route(intent=intent, score=round(score, 4), runner_up=runner_up)

@@ -35,6 +35,10 @@ def next_monthly_deadline(today: date) -> tuple[date, int, int]:
     return deadline, previous[1], previous[0]
 
 
+def _of(word: str) -> str:
+    return f"d'{word}" if word[0] in "aeiouéèêâ" else f"de {word}"
+
+
 def spoken_date(d: date) -> str:
     day = "1er" if d.day == 1 else str(d.day)
     return f"{day} {MONTHS[d.month - 1]} {d.year}"
@@ -46,7 +50,7 @@ def deadlines_text(today: date) -> list[str]:
     return [
         f"Si vous déclarez chaque trimestre, la prochaine échéance est le {spoken_date(q_deadline)}, "
         f"pour le {QUARTERS[quarter - 1]} trimestre {q_year}.",
-        f"Si vous déclarez chaque mois, déclarez le chiffre d'affaires de {MONTHS[month - 1]} {m_year} "
+        f"Si vous déclarez chaque mois, déclarez le chiffre d'affaires {_of(MONTHS[month - 1])} {m_year} "
         f"au plus tard le {spoken_date(m_deadline)}.",
         "Même sans chiffre d'affaires, la déclaration est obligatoire : déclarez zéro.",
     ]
