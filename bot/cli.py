@@ -124,7 +124,8 @@ def _prerender() -> int:
     from voice.speech_renderer import SpeechRenderer
 
     settings = load_settings()
-    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    renderer = SpeechRenderer(make_speech_engine(settings, threads=os.cpu_count() or 1),
+                              settings.audio_cache_dir)
     texts = load_knowledge().spoken_texts()
     done = renderer.prerender(texts, speech_style(settings))
     print(f"audio   {renderer.engine.name}: {done} clauses rendered, {len(texts)} texts cached")

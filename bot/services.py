@@ -21,14 +21,15 @@ from voice.stt import Transcriber
 log = logging.getLogger("callbot.services")
 
 
-def make_speech_engine(settings: Settings) -> SpeechEngine:
+def make_speech_engine(settings: Settings, *, threads: int = 1) -> SpeechEngine:
+    """One onnxruntime thread per call's engine; provisioning renders with more."""
     v = settings.voice
     if v.engine in ("auto", "piper"):
         name = v.piper_voice or next(iter(french_piper_voices()), "")
         path = find_piper_voice(name) if name else None
         if path is not None:
             log.info("voice: Piper %s", name)
-            return PiperEngine(path)
+            return PiperEngine(path, threads=threads)
         if v.engine == "piper":
             raise ModelError(
                 f"Piper voice '{name or '(none)'}' is not provisioned: run "
@@ -39,7 +40,7 @@ def make_speech_engine(settings: Settings) -> SpeechEngine:
         "voice: no French Piper voice provisioned; callers hear the offline Kokoro voice "
         "(%s, French phonemes). See README 'Production voice'.", v.kokoro_voice
     )
-    return KokoroEngine(kokoro_files(), v.kokoro_voice)
+    return KokoroEngine(kokoro_files(), v.kokoro_voice, threads=threads)
 
 
 def speech_style(settings: Settings) -> SpeechStyle:

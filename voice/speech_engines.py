@@ -3,7 +3,6 @@ Kokoro-82M driven with French espeak-ng phonemes (offline default)."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,19 +48,22 @@ def _session(model: Path, threads: int) -> ort.InferenceSession:
 class FrenchPhonemizer:
     """espeak-ng French IPA through the library bundled with piper-tts.
 
-    espeak-ng keeps one global voice state, so calls are serialised.
+    espeak-ng is one global state per process (initialising it twice crashes, two
+    threads phonemizing at once crash): share Piper's own instance and lock, so that
+    Kokoro and Piper voices can live in one process.
     """
 
     def __init__(self, voice: str = "fr") -> None:
-        from piper.phonemize_espeak import EspeakPhonemizer
-
         self._voice = voice
-        self._espeak = EspeakPhonemizer()
-        self._lock = threading.Lock()
 
     def __call__(self, text: str) -> str:
-        with self._lock:
-            sentences = self._espeak.phonemize(self._voice, text)
+        import piper.voice as piper_voice
+        from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
+
+        with piper_voice._ESPEAK_PHONEMIZER_LOCK:
+            if piper_voice._ESPEAK_PHONEMIZER is None:
+                piper_voice._ESPEAK_PHONEMIZER = EspeakPhonemizer(ESPEAK_DATA_DIR)
+            sentences = piper_voice._ESPEAK_PHONEMIZER.phonemize(self._voice, text)
         return " ".join("".join(s) for s in sentences).replace("-", "")
 
 
