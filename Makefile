@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 ACTIONS_STAMP := $(ACTIONS_VENV)/.installed
 MODELS_STAMP := var/.models-provisioned
 
+# Rendered prompts are valid across clones of the same voice and text: share them
+# between runs on one machine (the cache is keyed by voice, text and speed).
+export CALLBOT_AUDIO_CACHE ?= $(HOME)/.cache/callbot/audio-cache
+
 .PHONY: setup run test models lint clean
 
 setup: .debian $(STAMP) $(ACTIONS_STAMP) $(MODELS_STAMP)

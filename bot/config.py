@@ -47,6 +47,7 @@ class Settings:
     chat_session_ttl_s: float = 1800.0
     max_chat_sessions: int = 2000
     max_body_bytes: int = 16_384
+    audio_cache: Path = Path("")      # default: var_dir/audio-cache
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)
     vad: VADSettings = field(default_factory=VADSettings)
     stt: STTSettings = field(default_factory=STTSettings)
@@ -60,7 +61,7 @@ class Settings:
 
     @property
     def audio_cache_dir(self) -> Path:
-        return self.var_dir / "audio-cache"
+        return self.audio_cache if str(self.audio_cache) not in ("", ".") else self.var_dir / "audio-cache"
 
     @property
     def recordings_dir(self) -> Path:
