@@ -23,9 +23,9 @@ from bot.processors.barge_in import BargeInGate
 from bot.processors.dialogue import DialogueProcessor
 from bot.processors.silence_watch import SilenceWatch
 from bot.services import BotServices, speech_style
+from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
 from voice.stt import FrenchWhisperSTTService
-from voice.output_pacer import OutputPacer
 from voice.tts import RenderedTTSService
 from voice.vad import make_vad_analyzer
 

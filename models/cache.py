@@ -27,7 +27,7 @@ def package_file(package: str, relative: str) -> Path:
         raise ModelError(
             f"package '{package}' is not installed: run 'make setup' (pip install -e .)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise ModelError(f"{path} is missing: reinstall the package '{package}'")
     return path

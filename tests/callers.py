@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -11,7 +13,7 @@ def _band_energies(samples: np.ndarray, n: int = 512, hop: int = 160) -> np.ndar
     frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop] * np.hanning(n)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     edges = np.geomspace(2, n // 2, 17).astype(int)
-    bands = np.stack([power[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    bands = np.stack([power[:, a:b].sum(axis=1) for a, b in itertools.pairwise(edges)], axis=1)
     return np.log(bands + 1e3)
 
 

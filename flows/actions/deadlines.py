@@ -48,9 +48,9 @@ def deadlines_text(today: date) -> list[str]:
     q_deadline, quarter, q_year = next_quarterly_deadline(today)
     m_deadline, month, m_year = next_monthly_deadline(today)
     return [
-        f"Si vous déclarez chaque trimestre, la prochaine échéance est le {spoken_date(q_deadline)}, "
-        f"pour le {QUARTERS[quarter - 1]} trimestre {q_year}.",
-        f"Si vous déclarez chaque mois, déclarez le chiffre d'affaires {_of(MONTHS[month - 1])} {m_year} "
-        f"au plus tard le {spoken_date(m_deadline)}.",
+        (f"Si vous déclarez chaque trimestre, la prochaine échéance est le {spoken_date(q_deadline)}, "
+        f"pour le {QUARTERS[quarter - 1]} trimestre {q_year}."),
+        (f"Si vous déclarez chaque mois, déclarez le chiffre d'affaires {_of(MONTHS[month - 1])} {m_year} "
+        f"au plus tard le {spoken_date(m_deadline)}."),
         "Même sans chiffre d'affaires, la déclaration est obligatoire : déclarez zéro.",
     ]
