@@ -44,6 +44,7 @@ run: setup
 	$(VENV)/bin/callbot serve
 
 test: setup
+	$(VENV)/bin/ruff check bot flows voice models telephony tests
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 lint: $(STAMP)

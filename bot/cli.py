@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.config import ROOT, load_settings
+from flows.knowledge import DataError
 from models.errors import ModelError
 
 log = logging.getLogger("callbot")
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except ModelError as e:
+    except (ModelError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -49,8 +49,12 @@ class WebRTCCalls:
             sdp, kind = body["sdp"], body.get("type", "offer")
             if not isinstance(sdp, str) or kind != "offer":
                 raise ValueError("expected an SDP offer")
+            if not sdp.startswith("v=0") or "\nm=audio " not in sdp:
+                raise ValueError("the SDP offer has no audio")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
             return json_error(400, f"bad offer: {e}")
+        if self.services.transcriber is None or self.services.renderer is None:
+            return json_error(503, "voice calls are disabled on this server")
         connection = SmallWebRTCConnection()
         try:
             await connection.initialize(sdp=sdp, type=kind)

@@ -37,7 +37,7 @@ def resolve_whisper_model(name: str) -> str:
         return str(path)
     raise ModelError(
         f"Whisper model '{name}' not found: use 'base' (shipped) or the path of a "
-        "CTranslate2 model folder (see README, 'Production models')"
+        "CTranslate2 model folder (see README, 'Production options')"
     )
 
 

@@ -54,6 +54,9 @@ def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, ren
         page.wait_for_timeout(6000)  # let the start of the answer play in the page
         audio, rate = received_audio(page)
         transcript = page.evaluate("window.callbot.transcript")
+        # key 0 on the page's keypad asks for a human, with the call's team
+        page.click("button[aria-label='Touche 0']")
+        handoff = server.wait_for(call_id, lambda r: any(e["kind"] == "handoff" for e in r["events"]))
 
     caller = [t for t in record["turns"] if t["speaker"] == "caller"]
     assert caller and caller[0]["intent"] == "plafond_micro", record["turns"]
@@ -65,6 +68,9 @@ def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, ren
         assert answer[stage] is not None and 0 <= answer[stage] < 10_000, (stage, answer)
     assert answer["total_ms"] >= answer["stt_ms"]
     assert record["team"] == "seuils"
+    assert [e["data"] for e in handoff["events"] if e["kind"] == "dtmf"] == [{"keys": "0"}]
+    assert next(e for e in handoff["events"] if e["kind"] == "handoff")["data"] == {
+        "team": "seuils", "reason": "demande_conseiller"}
     # The page showed both sides of the conversation.
     assert any(line["speaker"] == "bot" and "plafond" in line["text"] for line in transcript)
 
@@ -82,3 +88,30 @@ def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, ren
                                    speech_style(settings)), dtype=np.int16)[: 16000 * 2]
     assert spectral_match(received_16k, other.astype(np.float32)) < 0.85
     assert rms_envelope(received_16k, 16000).max() > 500
+
+
+def test_caller_says_goodbye_and_the_bot_hangs_up(tmp_path, caller_voice, renderer):
+    wait = greeting_seconds(renderer) + 1.5
+    mic = write_wav(tmp_path / "bye.wav",
+                    timeline([(wait, caller_voice.say("Non merci, c'est tout. Au revoir.")), (15.0, None)]), 16000)
+    with bot_server(tmp_path) as server, browser_call(server, mic) as page:
+        call_id = page.evaluate("window.callbot.callId")
+        record = server.wait_for(call_id, lambda r: r["ended_at"] is not None, timeout=wait + 40)
+        # the bot closed the call: the page saw the connection end
+        page.wait_for_function("window.callbot.state === 'ended'", timeout=15_000)
+    assert record["outcome"] == "completed"
+    bot_turns = [t["text"] for t in record["turns"] if t["speaker"] == "bot"]
+    assert "Au revoir" in bot_turns[-1]
+    assert record["recording"] and record["recording"].endswith(".wav")
+
+
+def test_silent_caller_is_prompted_then_the_call_ends(tmp_path, renderer):
+    mic = write_wav(tmp_path / "silence.wav", timeline([(60.0, None)]), 16000)
+    wait = greeting_seconds(renderer)
+    with bot_server(tmp_path, CALLBOT_CALL_NO_INPUT_S="2") as server, browser_call(server, mic) as page:
+        call_id = page.evaluate("window.callbot.callId")
+        record = server.wait_for(call_id, lambda r: r["ended_at"] is not None, timeout=wait + 40)
+    bot_turns = [t["text"] for t in record["turns"] if t["speaker"] == "bot"]
+    assert "toujours là" in bot_turns[1] and "raccrocher" in bot_turns[-1], bot_turns
+    assert [e["kind"] for e in record["events"]].count("no_input") == 3
+    assert record["outcome"] == "completed"
