@@ -149,6 +149,24 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from bot.retention import purge
+    from bot.store import Store
+
+    async def run() -> int:
+        settings = load_settings()
+        store = Store(settings.db_url)
+        await store.create_schema()
+        try:
+            purged = await purge(store, settings.recordings_dir, settings.retention)
+        finally:
+            await store.close()
+        print(f"deleted {purged.recordings} recordings and {purged.calls} call records")
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_latency_bench
 
@@ -173,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("transcribe", help="print the transcript of audio files")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_transcribe)
+    p = sub.add_parser("purge", help="delete recordings and call records past their retention")
+    p.set_defaults(func=cmd_purge)
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
     b = bench.add_parser("latency", help="turn latency, p50/p95 per stage")

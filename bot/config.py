@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from bot.retention import RetentionSettings
 from flows.router import RouterSettings
 from voice.stt import STTSettings
 from voice.vad import VADSettings
@@ -54,6 +55,7 @@ class Settings:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     router: RouterSettings = field(default_factory=RouterSettings)
     call: CallSettings = field(default_factory=CallSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def db_url(self) -> str:

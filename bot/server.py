@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 
 from aiohttp import web
 
 from bot.chat import ChatChannel, json_error
 from bot.config import Settings
+from bot.retention import sweep_forever
 from bot.services import BotServices
 from bot.webrtc import WebRTCCalls
 
@@ -77,9 +80,14 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
         app[services_key] = services
         app[chat_key] = chat = ChatChannel(services)
         app[webrtc_key] = calls = WebRTCCalls(services)
+        sweeper = asyncio.create_task(
+            sweep_forever(services.store, settings.recordings_dir, settings.retention), name="retention")
         log.info("callbot ready on http://%s:%d (%d question types)", settings.host, settings.port,
                  len(services.knowledge.question_types))
         yield
+        sweeper.cancel()
+        with suppress(asyncio.CancelledError):
+            await sweeper
         await calls.close_all()
         await chat.close_all()
         await services.close()

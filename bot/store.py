@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
@@ -107,6 +107,25 @@ class Store:
             call = await s.get(Call, call_id)
             if call is not None:
                 call.team = team
+
+    async def recordings_before(self, before: datetime) -> list[tuple[str, str]]:
+        async with self._session() as s:
+            rows = await s.execute(
+                select(Call.id, Call.recording).where(Call.recording.is_not(None), Call.started_at < before)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    async def forget_recording(self, call_id: str) -> None:
+        async with self._session() as s, s.begin():
+            await s.execute(update(Call).where(Call.id == call_id).values(recording=None))
+
+    async def delete_calls_before(self, before: datetime) -> int:
+        async with self._session() as s, s.begin():
+            old = select(Call.id).where(Call.started_at < before)
+            await s.execute(delete(Turn).where(Turn.call_id.in_(old)))
+            await s.execute(delete(Event).where(Event.call_id.in_(old)))
+            result = await s.execute(delete(Call).where(Call.started_at < before))
+            return result.rowcount or 0
 
     async def get_call(self, call_id: str) -> dict[str, Any] | None:
         async with self._session() as s:

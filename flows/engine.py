@@ -204,8 +204,11 @@ class Conversation:
         return self._reply([self.knowledge.prompt("keypad_invalid")])
 
     def on_no_input(self) -> Reply:
-        if self.state in (State.ENDED, State.HANDOFF):
+        if self.state is State.ENDED:
             return self._reply([])
+        if self.state is State.HANDOFF:
+            # Holding for a human: silence is expected, a word now and then reassures.
+            return self._reply([self.knowledge.prompt("handoff_waiting")])
         self.no_input += 1
         if self.no_input >= MAX_NO_INPUT:
             return self._end("goodbye_no_input")

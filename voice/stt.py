@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -23,6 +24,15 @@ log = logging.getLogger("callbot.voice.stt")
 DOMAIN_PROMPT = (
     "Appel à l'Urssaf. Auto-entrepreneur, micro-entreprise, chiffre d'affaires, "
     "cotisations, déclaration, attestation de vigilance, SIRET, ACRE, conseiller."
+)
+
+
+# What Whisper writes on noise, music or silence: subtitles credits learnt from its
+# training data. Such a transcript means nothing was said.
+HALLUCINATIONS = re.compile(
+    r"sous-titr|amara\.org|merci d'avoir regard|abonnez-vous|radio-canada|"
+    r"n'oubliez pas de vous abonner|www\.|\.com\b",
+    re.IGNORECASE,
 )
 
 
@@ -79,7 +89,8 @@ class Transcriber:
             vad_filter=vad_filter,
             without_timestamps=True,
         )
-        kept = [seg for seg in segments if seg.no_speech_prob < s.no_speech_threshold]
+        kept = [seg for seg in segments
+                if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
         text = " ".join(seg.text.strip() for seg in kept).strip()
         logprob = (sum(seg.avg_logprob for seg in kept) / len(kept)) if kept else -math.inf
         return Transcript(

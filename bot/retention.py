@@ -1,0 +1,65 @@
+"""Bounded retention (CNIL reference): recordings at most 6 months, call records
+(transcripts, indicators) at most 1 year. The greeting tells callers so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.store import Store
+
+log = logging.getLogger("callbot.retention")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    recordings_days: int = 180
+    records_days: int = 365
+    sweep_every_h: float = 6.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.recordings_days <= 183:
+            raise ValueError("recordings are kept 1 to 183 days (CNIL: 6 months at most)")
+        if not self.recordings_days <= self.records_days <= 366:
+            raise ValueError("call records are kept between the recordings' time and 1 year")
+
+
+@dataclass(frozen=True)
+class Purged:
+    recordings: int
+    calls: int
+
+
+async def purge(store: Store, recordings_dir: Path, settings: RetentionSettings,
+                now: datetime | None = None) -> Purged:
+    now = now or datetime.now(UTC)
+    recordings_before = now - timedelta(days=settings.recordings_days)
+    removed = 0
+    for call_id, path in await store.recordings_before(recordings_before):
+        Path(path).unlink(missing_ok=True)
+        await store.forget_recording(call_id)
+        removed += 1
+    # Files the store does not know (a crash between the file and the record).
+    if recordings_dir.is_dir():
+        for path in recordings_dir.glob("*.wav"):
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < recordings_before:
+                path.unlink(missing_ok=True)
+                removed += 1
+    calls = await store.delete_calls_before(now - timedelta(days=settings.records_days))
+    if removed or calls:
+        log.info("retention: %d recordings and %d call records deleted", removed, calls)
+    return Purged(recordings=removed, calls=calls)
+
+
+async def sweep_forever(store: Store, recordings_dir: Path, settings: RetentionSettings) -> None:
+    while True:
+        try:
+            await purge(store, recordings_dir, settings)
+        except (OSError, SQLAlchemyError):
+            log.exception("retention sweep failed; retrying at the next sweep")
+        await asyncio.sleep(settings.sweep_every_h * 3600)
