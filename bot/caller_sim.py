@@ -144,24 +144,40 @@ CHROMIUM_FLAGS = [
 
 
 @contextmanager
-def browser_call(server: BotServer, mic_wav: Path):
-    """Chromium joins the caller page with `mic_wav` as its microphone (played once)."""
+def browser_calls(server: BotServer, mic_wavs: list[Path]):
+    """One headless chromium per caller, each joining the caller page with its WAV as
+    microphone (played once); yields the pages once every call is set up."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS + [f"--use-file-for-fake-audio-capture={mic_wav}%noloop"],
-        )
+        browsers = []
         try:
-            page = browser.new_page()
-            page.goto(f"{server.url}/?autostart=1&record=1&loopback=1")
-            page.wait_for_function("window.callbot && window.callbot.callId", timeout=30_000)
-            yield page
-            page.evaluate("window.callbot.hangup()")
-            page.wait_for_timeout(300)
+            pages = []
+            for mic in mic_wavs:
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, headless=True,
+                    args=CHROMIUM_FLAGS + [f"--use-file-for-fake-audio-capture={mic}%noloop"],
+                )
+                browsers.append(browser)
+                page = browser.new_page()
+                page.goto(f"{server.url}/?autostart=1&record=1&loopback=1")
+                pages.append(page)
+            for page in pages:
+                page.wait_for_function("window.callbot && window.callbot.callId", timeout=30_000)
+            yield pages
+            for page in pages:
+                page.evaluate("window.callbot.hangup()")
+            pages[0].wait_for_timeout(300)
         finally:
-            browser.close()
+            for browser in browsers:
+                browser.close()
+
+
+@contextmanager
+def browser_call(server: BotServer, mic_wav: Path):
+    """Chromium joins the caller page with `mic_wav` as its microphone (played once)."""
+    with browser_calls(server, [mic_wav]) as pages:
+        yield pages[0]
 
 
 def received_audio(page) -> tuple[np.ndarray, int]:

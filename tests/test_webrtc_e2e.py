@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.caller_sim import CallerVoice, bot_server, browser_call, received_audio, timeline, write_wav
+from bot.caller_sim import (
+    CallerVoice,
+    bot_server,
+    browser_call,
+    browser_calls,
+    received_audio,
+    timeline,
+    write_wav,
+)
 from tests.callers import rms_envelope, spectral_match
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -115,3 +123,31 @@ def test_silent_caller_is_prompted_then_the_call_ends(tmp_path, renderer):
     assert "toujours là" in bot_turns[1] and "raccrocher" in bot_turns[-1], bot_turns
     assert [e["kind"] for e in record["events"]].count("no_input") == 3
     assert record["outcome"] == "completed"
+
+
+def test_two_simultaneous_calls_one_sending_garbage(tmp_path, caller_voice, renderer):
+    wait = greeting_seconds(renderer) + 1.5
+    mics = [
+        write_wav(tmp_path / "a.wav", timeline([(wait, caller_voice.say(QUESTION)), (10.0, None)]), 16000),
+        write_wav(tmp_path / "b.wav", timeline(
+            [(wait + 1.0, caller_voice.say("Je voudrais une attestation de vigilance.")), (10.0, None)]), 16000),
+    ]
+    with bot_server(tmp_path) as server, browser_calls(server, mics) as (a, b):
+        # caller B's page sends junk over the data channel while both calls go on
+        b.wait_for_function("window.callbot.state === 'connected'", timeout=20_000)
+        b.evaluate("""() => {
+            const ch = window.callbot.channel;
+            for (const junk of ["not json", "{\\"type\\": \\"dtmf\\", \\"keys\\": \\"ABC<script>\\"}",
+                                JSON.stringify({type: "dtmf", keys: 12}), "x".repeat(50000), "[]", "null"]) ch.send(junk);
+        }""")
+        ids = [page.evaluate("window.callbot.callId") for page in (a, b)]
+
+        def answered(intent):
+            return lambda r: any(t["speaker"] == "bot" and t["intent"] == intent for t in r["turns"])
+
+        record_a = server.wait_for(ids[0], answered("plafond_micro"), timeout=wait + 60)
+        record_b = server.wait_for(ids[1], answered("attestation_vigilance"), timeout=wait + 60)
+    assert record_a["team"] == "seuils" and record_b["team"] == "attestations"
+    assert not [t for t in record_a["turns"] if t["intent"] == "attestation_vigilance"]
+    # the junk reached call B only, and as at most a refused key press
+    assert not [e for e in record_a["events"] if e["kind"] == "dtmf"]

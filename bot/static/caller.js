@@ -52,6 +52,7 @@ async function call() {
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("video", { direction: "recvonly" });
     channel = pc.createDataChannel("chat", { ordered: true });
+    callbot.channel = channel;
     channel.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
