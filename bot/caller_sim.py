@@ -30,6 +30,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -127,11 +136,7 @@ def bot_server(tmp: Path, **env: str):
                 time.sleep(0.5)
         yield BotServer(url=url, process=process, log_path=log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 CHROMIUM_FLAGS = [

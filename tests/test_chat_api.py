@@ -17,41 +17,22 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.caller_sim import free_port, stop_process
+from bot.cli import ACTIONS_PYTHON, actions_command
 from bot.config import load_settings
 from bot.server import create_app
 from flows.actions.deadlines import deadlines_text
 from flows.knowledge import load_knowledge
+from tests.domain import DOMAIN_TEAMS
 
 ROOT = Path(__file__).resolve().parent.parent
-ACTIONS_PYTHON = ROOT / ".venv-actions" / "bin" / "python"
 
-# DOMAIN.md, "Routing teams (contract)".
-DOMAIN_TEAMS = {
-    "declaration",
-    "paiement",
-    "cotisations",
-    "creation",
-    "cessation",
-    "attestations",
-    "compte",
-    "seuils",
-    "employeur",
-    "recouvrement",
-    "difficultes",
-    "hors_perimetre",
-    "accueil",
-}
+
 MESSAGE_KEYS = {"replies", "intent", "team", "handoff", "awaiting", "ended"}
 DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer mon chiffre d'affaires"
 SHORT_DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer"
 PASSWORD_QUESTION = "j'ai oublié mon mot de passe et je n'arrive plus à me connecter"
 CLOSING_QUESTION = "je voudrais fermer ma micro-entreprise, quelles sont les démarches"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +50,7 @@ def action_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("actions") / "action-server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                str(ACTIONS_PYTHON),
-                "-m",
-                "rasa_sdk",
-                "--actions",
-                "flows.actions.actions",
-                "--port",
-                str(port),
-            ],
+            actions_command(port),
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=out,
@@ -97,12 +70,7 @@ def action_server(tmp_path_factory):
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 async def start_client(var_dir: Path, **overrides) -> TestClient:

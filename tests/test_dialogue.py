@@ -12,23 +12,7 @@ import pytest
 from flows.engine import Conversation, DialogueSettings, Keywords, State
 from flows.knowledge import DATA_DIR, DataError, Knowledge, load_knowledge
 from flows.router import IntentRouter, RouterSettings
-
-# DOMAIN.md, "Routing teams (contract)".
-DOMAIN_TEAMS = {
-    "declaration",
-    "paiement",
-    "cotisations",
-    "creation",
-    "cessation",
-    "attestations",
-    "compte",
-    "seuils",
-    "employeur",
-    "recouvrement",
-    "difficultes",
-    "hors_perimetre",
-    "accueil",
-}
+from tests.domain import DOMAIN_TEAMS
 
 
 @pytest.fixture(scope="module")
@@ -536,10 +520,13 @@ async def test_speech_resets_the_no_input_count(make_conversation):
     assert not conv.on_no_input().ended
 
 
-async def test_no_input_after_handoff_says_nothing(make_conversation):
+async def test_silence_while_holding_for_a_human_is_reassured_never_hung_up(make_conversation):
     conv = make_conversation()
     await _to_handoff(conv)
-    assert conv.on_no_input().texts == []
+    for _ in range(5):
+        reply = conv.on_no_input()
+        assert reply.texts == [conv.knowledge.prompt("handoff_waiting")]
+        assert not reply.ended
 
 
 @pytest.mark.parametrize(
