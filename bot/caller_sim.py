@@ -168,10 +168,12 @@ def browser_calls(server: BotServer, mic_wavs: list[Path]):
                 page.goto(f"{server.url}/?autostart=1&record=1&loopback=1")
                 pages.append(page)
             for page in pages:
-                page.wait_for_function("window.callbot && window.callbot.callId", timeout=30_000)
+                page.wait_for_function(
+                    "window.callbot && (window.callbot.callId || window.callbot.state === 'busy')",
+                    timeout=30_000)
             yield pages
             for page in pages:
-                page.evaluate("window.callbot.hangup()")
+                page.evaluate("window.callbot.state !== 'busy' && window.callbot.hangup()")
             pages[0].wait_for_timeout(300)
         finally:
             for browser in browsers:

@@ -34,7 +34,7 @@ class CallSettings:
     # this much silence first lets it go on (a backchannel: "oui", "hmm").
     barge_in_confirm_s: float = 0.6
     backchannel_gap_s: float = 0.3
-    max_call_s: float = 1800.0
+    idle_timeout_s: float = 300.0     # nobody spoke for this long: the call is ended
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Settings:
     recorded: bool = True
     chat_session_ttl_s: float = 1800.0
     max_chat_sessions: int = 2000
+    max_calls: int = 4                # simultaneous voice calls; more are told the lines are busy
     max_body_bytes: int = 16_384
     audio_cache: Path = Path("")      # default: var_dir/audio-cache
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)

@@ -7,7 +7,7 @@ transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import wave
 from dataclasses import dataclass
 
@@ -28,8 +28,6 @@ from voice.speech_renderer import PIPELINE_RATE
 from voice.stt import FrenchWhisperSTTService
 from voice.tts import RenderedTTSService
 from voice.vad import make_vad_analyzer
-
-log = logging.getLogger("callbot.pipeline")
 
 
 @dataclass
@@ -53,7 +51,8 @@ class VoiceCall:
 
 async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog) -> VoiceCall:
     settings = services.settings
-    assert services.transcriber is not None and services.renderer is not None
+    if services.transcriber is None or services.renderer is None:
+        raise RuntimeError("voice calls need the STT and TTS models loaded (BotServices voice=True)")
     conversation = services.conversation(call.call_id)
     dialogue = DialogueProcessor(conversation=conversation, call=call)
     recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
@@ -74,7 +73,7 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
     worker = PipelineWorker(
         Pipeline(processors),
         params=PipelineParams(audio_in_sample_rate=PIPELINE_RATE, audio_out_sample_rate=PIPELINE_RATE),
-        idle_timeout_secs=settings.call.max_call_s,
+        idle_timeout_secs=settings.call.idle_timeout_s,
         enable_rtvi=False,
     )
     voice_call = VoiceCall(call=call, worker=worker, dialogue=dialogue, recorder=recorder)
@@ -82,15 +81,18 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
     if recorder is not None:
         path = settings.recordings_dir / f"{call.call_id}.wav"
 
-        @recorder.event_handler("on_audio_data")
-        async def on_audio_data(_buffer, audio: bytes, sample_rate: int, num_channels: int) -> None:
-            # Stereo: caller on the left, bot on the right.
+        def write(audio: bytes, sample_rate: int, num_channels: int) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             with wave.open(str(path), "wb") as w:
                 w.setnchannels(num_channels)
                 w.setsampwidth(2)
                 w.setframerate(sample_rate)
                 w.writeframes(audio)
+
+        @recorder.event_handler("on_audio_data")
+        async def on_audio_data(_buffer, audio: bytes, sample_rate: int, num_channels: int) -> None:
+            # Stereo: caller on the left, bot on the right.
+            await asyncio.to_thread(write, audio, sample_rate, num_channels)
             voice_call.recording = str(path)
 
     @worker.event_handler("on_pipeline_started")

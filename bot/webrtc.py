@@ -14,7 +14,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from bot.call_log import CallLog
 from bot.chat import json_error
-from bot.pipeline import build_voice_call
+from bot.pipeline import VoiceCall, build_voice_call
 from bot.processors.frames import CallConnectedFrame
 from bot.services import BotServices
 from voice.speech_renderer import PIPELINE_RATE
@@ -39,7 +39,6 @@ class WebRTCCalls:
     def __init__(self, services: BotServices) -> None:
         self.services = services
         self.calls: dict[str, asyncio.Task] = {}
-        self.connections: dict[str, SmallWebRTCConnection] = {}
         if services.settings.webrtc_loopback:
             offer_loopback_candidates()
 
@@ -55,6 +54,9 @@ class WebRTCCalls:
             return json_error(400, f"bad offer: {e}")
         if self.services.transcriber is None or self.services.renderer is None:
             return json_error(503, "voice calls are disabled on this server")
+        if len(self.calls) >= self.services.settings.max_calls:
+            log.warning("call refused: %d calls in progress (max_calls)", len(self.calls))
+            return json_error(503, "all lines are busy")
         connection = SmallWebRTCConnection()
         try:
             await connection.initialize(sdp=sdp, type=kind)
@@ -90,8 +92,7 @@ class WebRTCCalls:
             return json_error(500, "no SDP answer produced")
         return web.json_response({**answer, "call_id": call_id})
 
-    async def _run(self, call_id: str, voice_call, connection: SmallWebRTCConnection) -> None:
-        self.connections[call_id] = connection
+    async def _run(self, call_id: str, voice_call: VoiceCall, connection: SmallWebRTCConnection) -> None:
         try:
             await voice_call.run()
         except Exception:  # one call's failure must not touch the others: log it and close it
@@ -99,10 +100,10 @@ class WebRTCCalls:
             await voice_call.call.close("error")
         finally:
             await connection.disconnect()
-            self.connections.pop(call_id, None)
             self.calls.pop(call_id, None)
 
     async def close_all(self) -> None:
-        for task in list(self.calls.values()):
+        tasks = list(self.calls.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.calls.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

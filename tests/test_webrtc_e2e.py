@@ -151,3 +151,12 @@ def test_two_simultaneous_calls_one_sending_garbage(tmp_path, caller_voice, rend
     assert not [t for t in record_a["turns"] if t["intent"] == "attestation_vigilance"]
     # the junk reached call B only, and as at most a refused key press
     assert not [e for e in record_a["events"] if e["kind"] == "dtmf"]
+
+
+def test_callers_beyond_capacity_hear_the_lines_are_busy(tmp_path):
+    mic = write_wav(tmp_path / "silence.wav", timeline([(20.0, None)]), 16000)
+    with bot_server(tmp_path, CALLBOT_MAX_CALLS="1") as server, browser_calls(server, [mic, mic]) as (a, b):
+        states = [page.evaluate("window.callbot.state") for page in (a, b)]
+        assert states.count("busy") == 1, states
+        busy = (a, b)[states.index("busy")]
+        assert "lignes sont occupées" in busy.inner_text("#status")

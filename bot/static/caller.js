@@ -73,6 +73,13 @@ async function call() {
     let sdp = pc.localDescription.sdp;
     if (params.get("loopback") === "1") sdp = onlyLoopback(sdp);
     const response = await fetch("/api/offer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sdp, type: "offer" }) });
+    if (response.status === 503) {
+      callbot.state = "busy";
+      status("Toutes les lignes sont occupées. Merci de rappeler dans quelques minutes.");
+      $("call").disabled = false;
+      pc.close(); pc = null;
+      return;
+    }
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     const answer = await response.json();
     callbot.callId = answer.call_id;
