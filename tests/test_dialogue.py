@@ -610,3 +610,25 @@ def test_deadlines_text_reads_well():
     assert "chiffre d'affaires d'avril 2026" in " ".join(deadlines_text(date(2026, 5, 10)))
     assert "chiffre d'affaires d'août 2026" in " ".join(deadlines_text(date(2026, 9, 3)))
     assert "chiffre d'affaires de mars 2026" in " ".join(deadlines_text(date(2026, 4, 2)))
+
+
+@pytest.mark.parametrize("text", [
+    "je suis agent commercial, quel est mon taux de cotisations",
+    "quelle opération je dois faire pour déclarer",
+    "je voudrais un conseil pour mon plafond",
+    "l'agent immobilier m'a demandé une attestation",
+])
+def test_words_close_to_a_human_request_do_not_hand_off(keywords, text):
+    from flows.engine import normalize
+
+    assert not keywords.match("human", normalize(text))
+
+
+@pytest.mark.parametrize("text", [
+    "je veux parler à un conseiller", "Conseillère, s'il vous plaît", "passez-moi un humain",
+    "je voudrais parler à une vraie personne", "Conseillé.",
+])
+def test_human_requests_are_caught(keywords, text):
+    from flows.engine import normalize
+
+    assert keywords.match("human", normalize(text))
