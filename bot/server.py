@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.chat import ChatChannel, json_error
 from bot.config import Settings
+from bot.media_stream import MediaStreamCalls
 from bot.retention import sweep_forever
 from bot.services import BotServices
 from bot.webrtc import WebRTCCalls
@@ -22,6 +23,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 services_key = web.AppKey("services", BotServices)
 chat_key = web.AppKey("chat", ChatChannel)
 webrtc_key = web.AppKey("webrtc", WebRTCCalls)
+media_key = web.AppKey("media", MediaStreamCalls)
 
 
 @web.middleware
@@ -72,6 +74,10 @@ async def webrtc_offer(request: web.Request) -> web.Response:
     return await request.app[webrtc_key].offer(request)
 
 
+async def media_stream(request: web.Request) -> web.WebSocketResponse:
+    return await request.app[media_key].handle(request)
+
+
 def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes * 64)
 
@@ -80,6 +86,7 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
         app[services_key] = services
         app[chat_key] = chat = ChatChannel(services)
         app[webrtc_key] = calls = WebRTCCalls(services)
+        app[media_key] = MediaStreamCalls(services, calls.calls)
         sweeper = asyncio.create_task(
             sweep_forever(services.store, settings.recordings_dir, settings.retention), name="retention")
         log.info("callbot ready on http://%s:%d (%d question types)", settings.host, settings.port,
@@ -99,5 +106,6 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app.router.add_post("/api/chat", open_chat)
     app.router.add_post("/api/chat/{session_id}/messages", post_chat_message)
     app.router.add_post("/api/offer", webrtc_offer)
+    app.router.add_get("/ws/media", media_stream)
     app.router.add_static("/static", STATIC)
     return app

@@ -1,0 +1,145 @@
+"""The media-stream WebSocket as a CPaaS (Twilio's JSON protocol) drives it: a question in
+8 kHz mu-law is answered with audio; protocol violations close only their own stream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import aiohttp
+import numpy as np
+import pytest
+
+from bot.caller_sim import CallerVoice, bot_server, timeline
+from tests.callers import spectral_match
+from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+pytestmark = pytest.mark.slow
+FRAME = 160  # 20 ms of 8 kHz mu-law
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with bot_server(tmp_path_factory.mktemp("media")) as s:
+        yield s
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http://", "ws://") + "/ws/media"
+
+
+def start_messages(sid: str) -> list[dict]:
+    return [
+        {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+        {"event": "start", "sequenceNumber": "1", "streamSid": sid,
+         "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
+                   "customParameters": {"caller": "+33100000000", "called": "3957"},
+                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}},
+    ]
+
+
+async def stream_call(server, audio_16k: np.ndarray, sid: str) -> tuple[list[bytes], list[dict]]:
+    """Plays 16 kHz audio as 8 kHz mu-law in real time; returns what the bot sent."""
+    ulaw = pcm16_to_ulaw(resample(audio_16k.astype(np.int16), 16000, 8000).tobytes())
+    received: list[bytes] = []
+    events: list[dict] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(server)) as ws:
+        for m in start_messages(sid):
+            await ws.send_str(json.dumps(m))
+
+        async def reader():
+            async for msg in ws:
+                message = json.loads(msg.data)
+                events.append({k: v for k, v in message.items() if k != "media"})
+                if message["event"] == "media":
+                    received.append(base64.b64decode(message["media"]["payload"]))
+
+        task = asyncio.create_task(reader())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(0, len(ulaw), FRAME):
+            payload = base64.b64encode(ulaw[i:i + FRAME]).decode()
+            await ws.send_str(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}))
+            await asyncio.sleep(max(0.0, started + (i // FRAME + 1) * 0.02 - loop.time()))
+        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
+        await asyncio.wait_for(task, 10)
+    return received, events
+
+
+def test_question_over_the_media_stream_is_answered(server):
+    from bot.config import load_settings
+    from bot.services import make_speech_engine, speech_style
+    from voice.speech_renderer import SpeechRenderer
+
+    voice = CallerVoice()
+    audio = timeline([(19.0, voice.say("Quel est le plafond de chiffre d'affaires ?")), (9.0, None)])
+    received, events = asyncio.run(stream_call(server, audio, "MZ1"))
+    calls = [c for c in _recent_calls(server) if c["channel"] == "sip"]
+    record = calls[0]
+    assert record["team"] == "seuils", record["turns"]
+    assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"])
+    answer = next(t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro")
+    assert answer["total_ms"] is not None
+    # the reply's audio came back through mu-law: its first 2 s are in what we received
+    heard = np.frombuffer(ulaw_to_pcm16(b"".join(received)), dtype=np.int16)
+    heard_16k = resample(heard.astype(np.float32), 8000, 16000)
+    settings = load_settings()
+    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    def telephone(text: str) -> np.ndarray:
+        """What the TTS rendered for `text`, through the same G.711 round trip."""
+        pcm = np.frombuffer(renderer.render(text, speech_style(settings)), dtype=np.int16)[:32000]
+        narrow = np.frombuffer(ulaw_to_pcm16(pcm16_to_ulaw(resample(pcm, 16000, 8000).tobytes())), np.int16)
+        return resample(narrow.astype(np.float32), 8000, 16000)
+
+    assert spectral_match(heard_16k, telephone(answer["text"])) > 0.9
+    assert spectral_match(heard_16k, telephone("Merci de votre appel. Au revoir, et bonne journée.")) < 0.85
+    assert all(e["streamSid"] == "MZ1" for e in events)
+
+
+def _recent_calls(server) -> list[dict]:
+    import sqlite3
+    import urllib.request
+
+    db = server.log_path.parent / "calls.sqlite3"
+    with sqlite3.connect(db) as conn:
+        ids = [r[0] for r in conn.execute("select id from calls order by started_at desc")]
+    out = []
+    for call_id in ids:
+        with urllib.request.urlopen(f"{server.url}/api/calls/{call_id}") as r:
+            out.append(json.load(r))
+    return out
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("{not json", "not JSON"),
+    (json.dumps({"event": "hello"}), "unknown event"),
+    (json.dumps({"event": "media", "media": {"payload": "%%%not base64%%%"}}), "not base64"),
+    (json.dumps({"event": "dtmf", "dtmf": {"digit": "X"}}), "bad dtmf"),
+    (json.dumps(["event", "media"]), "not a JSON object"),
+])
+def test_protocol_violations_close_only_that_stream(server, bad, reason):
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            good = await session.ws_connect(ws_url(server))
+            for m in start_messages("MZgood"):
+                await good.send_str(json.dumps(m))
+            bad_ws = await session.ws_connect(ws_url(server))
+            for m in start_messages("MZbad"):
+                await bad_ws.send_str(json.dumps(m))
+            await bad_ws.send_str(bad)
+            msg = await bad_ws.receive(timeout=10)
+            while msg.type == aiohttp.WSMsgType.TEXT:  # greeting audio before the close
+                msg = await bad_ws.receive(timeout=10)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert bad_ws.close_code == 1008
+            assert reason in (msg.extra or "")
+            # the other call goes on: it still receives the greeting's audio
+            got = 0
+            while got < 10:
+                m = await good.receive(timeout=10)
+                assert m.type == aiohttp.WSMsgType.TEXT
+                got += json.loads(m.data)["event"] == "media"
+            await good.close()
+    asyncio.run(scenario())
+    assert "media stream closed" in server.log_path.read_text()
