@@ -149,6 +149,28 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_sip(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bot.config import _from_env
+    from telephony.gateway import GatewaySettings, run_gateway
+
+    settings = _from_env(GatewaySettings, "CALLBOT_SIP_", dict(os.environ))
+    if args.port:
+        settings = dataclasses.replace(settings, sip_port=args.port)
+    if args.bot_url:
+        settings = dataclasses.replace(settings, bot_url=args.bot_url)
+    run_gateway(settings)
+    return 0
+
+
+def cmd_kamailio(args: argparse.Namespace) -> int:
+    from bot.config import _from_env
+    from telephony.kamailio_runner import KamailioSettings, run_kamailio
+
+    return run_kamailio(_from_env(KamailioSettings, "CALLBOT_KAMAILIO_", dict(os.environ)))
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     from bot.retention import purge
     from bot.store import Store
@@ -191,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("transcribe", help="print the transcript of audio files")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_transcribe)
+    p = sub.add_parser("sip", help="SIP gateway (pjsua2) bridging calls to the bot's media stream")
+    p.add_argument("--port", type=int, default=0, help="SIP UDP port (default 5080)")
+    p.add_argument("--bot-url", default="", help="media-stream URL, default ws://127.0.0.1:8080/ws/media")
+    p.set_defaults(func=cmd_sip)
+    p = sub.add_parser("kamailio", help="Kamailio proxy in front of the SIP gateways")
+    p.set_defaults(func=cmd_kamailio)
     p = sub.add_parser("purge", help="delete recordings and call records past their retention")
     p.set_defaults(func=cmd_purge)
     p = sub.add_parser("bench", help="benchmarks")

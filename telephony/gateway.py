@@ -1,0 +1,243 @@
+"""SIP gateway (`callbot sip`): answers SIP calls with PJSIP (pjsua2) and bridges each
+one to the bot's media-stream WebSocket.
+
+Threads: PJSIP runs in the main thread (`libHandleEvents` loop; every pjsua2 call is
+made there) and its media clock thread (the audio ports); the WebSocket clients run
+on an asyncio loop in a second thread. They meet in thread-safe queues (`CallAudio`)
+and in `_actions`, the main thread's to-do list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pjsua2 as pj
+
+from telephony.media_client import FRAME_BYTES, CallAudio, MediaStreamClient
+
+log = logging.getLogger("callbot.gateway")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    sip_address: str = "127.0.0.1"
+    sip_port: int = 5080
+    public_address: str = ""          # address written in SDP/Contact when behind NAT
+    bot_url: str = "ws://127.0.0.1:8080/ws/media"
+    max_calls: int = 8                # beyond: 486 Busy Here
+    log_level: int = 1                # PJSIP's own log level (0-6)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sip_port <= 65535:
+            raise ValueError("sip_port must be 1..65535")
+        if self.max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+
+
+class BridgePort(pj.AudioMediaPort):
+    """A conference-bridge port: what the caller says goes to the bot, what the bot says
+    is played to the caller, 20 ms at a time at 8 kHz."""
+
+    def __init__(self, audio: CallAudio) -> None:
+        super().__init__()
+        self.audio = audio
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(self.audio.next_frame())
+        frame.size = FRAME_BYTES
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            self.audio.from_caller(bytes(frame.buf))
+
+
+class BotCall(pj.Call):
+    def __init__(self, gateway: Gateway, account: pj.Account, call_id: int, sid: str) -> None:
+        super().__init__(account, call_id)
+        self.gateway = gateway
+        self.sid = sid
+        self.audio = CallAudio(loop=gateway.loop)
+        self.port: BridgePort | None = None
+        self.ended = asyncio.Event()
+        self.client: MediaStreamClient | None = None
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            log.info("call %s: ended (%s)", self.sid, info.lastReason)
+            self.gateway.loop.call_soon_threadsafe(self.ended.set)
+            self.gateway.forget(self)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        info = self.getInfo()
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE \
+                    and self.port is None:
+                call_media = self.getAudioMedia(media.index)
+                fmt = pj.MediaFormatAudio()
+                fmt.type = pj.PJMEDIA_TYPE_AUDIO
+                fmt.clockRate = 8000
+                fmt.channelCount = 1
+                fmt.bitsPerSample = 16
+                fmt.frameTimeUsec = 20000
+                self.port = BridgePort(self.audio)
+                self.port.createPort(f"bridge-{self.sid}", fmt)
+                call_media.startTransmit(self.port)
+                self.port.startTransmit(call_media)
+                self.gateway.start_stream(self, info.remoteUri, info.localUri)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        digit = str(prm.digit)[:1]
+        if self.client is not None and digit in "0123456789*#ABCD":
+            asyncio.run_coroutine_threadsafe(self.client.send_dtmf(digit), self.gateway.loop)
+
+
+class GatewayAccount(pj.Account):
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.gateway.answer(self, prm.callId)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.calls: dict[str, BotCall] = {}
+        self._ids = itertools.count(1)
+        self._actions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self.loop.run_forever, name="gateway-asyncio", daemon=True)
+        self.endpoint = pj.Endpoint()
+        self.account: GatewayAccount | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        self._loop_thread.start()
+        ep = self.endpoint
+        ep.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        config.uaConfig.maxCalls = max(4, s.max_calls + 2)
+        config.uaConfig.userAgent = "callbot-gateway"
+        config.medConfig.noVad = True          # else RTP stops in silence
+        config.medConfig.clockRate = 8000
+        config.medConfig.sndClockRate = 8000
+        config.medConfig.audioFramePtime = 20
+        config.medConfig.ptime = 20
+        config.medConfig.channelCount = 1
+        config.logConfig.level = s.log_level
+        config.logConfig.consoleLevel = s.log_level
+        ep.libInit(config)
+        transport = pj.TransportConfig()
+        transport.port = s.sip_port
+        transport.boundAddress = s.sip_address
+        if s.public_address:
+            transport.publicAddress = s.public_address
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        for codec in ep.codecEnum2():
+            priority = {"PCMU/8000/1": 255, "PCMA/8000/1": 254}.get(codec.codecId, 0)
+            ep.codecSetPriority(codec.codecId, priority)
+        account = pj.AccountConfig()
+        account.idUri = f"sip:callbot@{s.public_address or s.sip_address}:{s.sip_port}"
+        account.mediaConfig.transportConfig.boundAddress = s.sip_address
+        if s.public_address:
+            account.mediaConfig.transportConfig.publicAddress = s.public_address
+        self.account = GatewayAccount(self)
+        self.account.create(account)
+        log.info("SIP gateway listening on udp:%s:%d, bridging to %s", s.sip_address, s.sip_port, s.bot_url)
+
+    def run(self) -> None:
+        """Main thread: PJSIP events and the actions other threads asked for."""
+        while not self._stopping.is_set():
+            self.endpoint.libHandleEvents(10)
+            while True:
+                try:
+                    action = self._actions.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    action()
+                except pj.Error as e:
+                    log.warning("PJSIP action failed: %s", e.info())
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def shutdown(self) -> None:
+        for call in list(self.calls.values()):
+            try:
+                call.hangup(pj.CallOpParam(True))
+            except pj.Error:
+                pass
+        self.calls.clear()
+        self.endpoint.libDestroy()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def answer(self, account: pj.Account, call_id: int) -> None:
+        sid = f"{next(self._ids):06d}"
+        call = BotCall(self, account, call_id, sid)
+        op = pj.CallOpParam()
+        if len(self.calls) >= self.settings.max_calls:
+            log.warning("call %s refused: %d calls in progress", sid, len(self.calls))
+            op.statusCode = pj.PJSIP_SC_BUSY_HERE
+            call.answer(op)
+            return
+        self.calls[sid] = call
+        op.statusCode = pj.PJSIP_SC_RINGING
+        call.answer(op)
+        op.statusCode = pj.PJSIP_SC_OK
+        call.answer(op)
+        log.info("call %s: answered", sid)
+
+    def forget(self, call: BotCall) -> None:
+        # The Python object must outlive PJSIP's callback that reports the end.
+        self._actions.put(lambda: self.calls.pop(call.sid, None))
+
+    def start_stream(self, call: BotCall, remote_uri: str, local_uri: str) -> None:
+        call.client = MediaStreamClient(self.settings.bot_url, call.sid, _user(remote_uri), _user(local_uri),
+                                        call.audio)
+
+        async def bridge() -> None:
+            reason = await call.client.run(call.ended)
+            log.info("call %s: media stream ended (%s)", call.sid, reason)
+            if reason != "caller_hung_up":
+                self._actions.put(lambda: _hang_up(call))
+
+        asyncio.run_coroutine_threadsafe(bridge(), self.loop)
+
+
+def _hang_up(call: BotCall) -> None:
+    if call.isActive():
+        call.hangup(pj.CallOpParam(True))
+
+
+def _user(uri: str) -> str:
+    """'"Name" <sip:0123@host>' -> '0123' (the number only, no display name)."""
+    inside = uri.split("<", 1)[-1].split(">", 1)[0]
+    return inside.split(":", 1)[-1].split("@", 1)[0][:64]
+
+
+def run_gateway(settings: GatewaySettings) -> None:
+    import signal
+
+    gateway = Gateway(settings)
+    signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
+    signal.signal(signal.SIGINT, lambda *_: gateway.stop())
+    gateway.start()
+    try:
+        gateway.run()
+    finally:
+        gateway.shutdown()

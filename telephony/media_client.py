@@ -1,0 +1,157 @@
+"""The gateway's side of the media-stream WebSocket: one client per SIP call, speaking
+Twilio's JSON (8 kHz mu-law), between the call's audio queues and the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from voice.codecs import pcm16_to_ulaw, ulaw_to_pcm16
+
+log = logging.getLogger("callbot.gateway.media")
+FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit PCM, the bridge's frame
+
+
+@dataclass
+class Mark:
+    name: str
+
+
+@dataclass
+class CallAudio:
+    """Audio crossing between the SIP media thread and the asyncio thread.
+
+    The media thread pulls `to_caller` every 20 ms (deque operations are atomic) and
+    pushes the caller's frames with `from_caller`; the asyncio side reads `inbound`.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    inbound: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=500))
+    to_caller: collections.deque = field(default_factory=collections.deque)
+    played_marks: asyncio.Queue = field(default_factory=asyncio.Queue)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def from_caller(self, pcm: bytes) -> None:
+        """Media thread: a 20 ms frame heard from the caller."""
+        self.loop.call_soon_threadsafe(self._put, pcm)
+
+    def _put(self, pcm: bytes) -> None:
+        if self.inbound.full():  # the bot is not reading: drop the oldest, never block the media thread
+            self.inbound.get_nowait()
+        self.inbound.put_nowait(pcm)
+
+    def next_frame(self) -> bytes:
+        """Media thread: the next 20 ms to play to the caller (silence when none)."""
+        with self._lock:
+            while self.to_caller:
+                item = self.to_caller.popleft()
+                if isinstance(item, Mark):
+                    self.loop.call_soon_threadsafe(self.played_marks.put_nowait, item.name)
+                    continue
+                return item
+        return bytes(FRAME_BYTES)
+
+    def queue_audio(self, pcm: bytes) -> None:
+        with self._lock:
+            for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
+                self.to_caller.append(pcm[i:i + FRAME_BYTES])
+
+    def queue_mark(self, name: str) -> None:
+        with self._lock:
+            self.to_caller.append(Mark(name))
+
+    def clear(self) -> None:
+        """Barge-in: what the bot queued is dropped at once; pending marks are reported."""
+        with self._lock:
+            marks = [i.name for i in self.to_caller if isinstance(i, Mark)]
+            self.to_caller.clear()
+        for name in marks:
+            self.played_marks.put_nowait(name)
+
+
+class MediaStreamClient:
+    def __init__(self, url: str, call_sid: str, caller: str, called: str, audio: CallAudio) -> None:
+        self.url = url
+        self.call_sid = call_sid
+        self.stream_sid = f"MZ{call_sid}"
+        self.caller = caller
+        self.called = called
+        self.audio = audio
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pending = b""
+
+    async def run(self, hangup: asyncio.Event) -> str:
+        """Bridges until the bot closes the stream (-> the gateway hangs up) or the caller
+        hangs up (`hangup` set -> 'stop' sent). Returns why it ended."""
+        async with aiohttp.ClientSession() as session:
+            try:
+                ws = await session.ws_connect(self.url, heartbeat=20)
+            except (aiohttp.ClientError, OSError) as e:
+                log.error("call %s: bot unreachable at %s: %s", self.call_sid, self.url, e)
+                return "bot_unreachable"
+            self._ws = ws
+            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await self._send({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid, "start": {
+                "streamSid": self.stream_sid, "callSid": self.call_sid, "tracks": ["inbound"],
+                "customParameters": {"caller": self.caller, "called": self.called},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            tasks = [asyncio.create_task(c) for c in (self._uplink(), self._downlink(), self._marks())]
+            stopper = asyncio.create_task(hangup.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            reason = "caller_hung_up" if stopper in done else "bot_closed"
+            if reason == "caller_hung_up" and not ws.closed:
+                await self._send({"event": "stop", "streamSid": self.stream_sid})
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await ws.close()
+            return reason
+
+    async def send_dtmf(self, digit: str) -> None:
+        await self._send({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"digit": digit}})
+
+    async def _send(self, message: dict) -> None:
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps(message))
+
+    async def _uplink(self) -> None:
+        sequence = 2
+        while True:
+            pcm = await self.audio.inbound.get()
+            payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode()
+            await self._send({"event": "media", "sequenceNumber": str(sequence), "streamSid": self.stream_sid,
+                              "media": {"track": "inbound", "payload": payload}})
+            sequence += 1
+
+    async def _downlink(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            try:
+                message = json.loads(msg.data)
+                event = message.get("event")
+                if event == "media":
+                    pcm = self._pending + ulaw_to_pcm16(base64.b64decode(message["media"]["payload"]))
+                    whole = len(pcm) - len(pcm) % FRAME_BYTES
+                    self.audio.queue_audio(pcm[:whole])
+                    self._pending = pcm[whole:]
+                elif event == "clear":
+                    self._pending = b""
+                    self.audio.clear()
+                elif event == "mark":
+                    self.audio.queue_mark(str(message.get("mark", {}).get("name", "")))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                log.warning("call %s: bad message from the bot ignored: %s", self.call_sid, e)
+
+    async def _marks(self) -> None:
+        while True:
+            name = await self.audio.played_marks.get()
+            await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
