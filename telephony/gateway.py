@@ -78,9 +78,10 @@ class BotCall(pj.Call):
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         for media in info.media:
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE \
-                    and self.port is None:
-                call_media = self.getAudioMedia(media.index)
+            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            first = self.port is None
+            if first:
                 fmt = pj.MediaFormatAudio()
                 fmt.type = pj.PJMEDIA_TYPE_AUDIO
                 fmt.clockRate = 8000
@@ -89,8 +90,12 @@ class BotCall(pj.Call):
                 fmt.frameTimeUsec = 20000
                 self.port = BridgePort(self.audio)
                 self.port.createPort(f"bridge-{self.sid}", fmt)
-                call_media.startTransmit(self.port)
-                self.port.startTransmit(call_media)
+            # (Re)connected on every active media state: a re-INVITE (hold, codec
+            # change) may give the call a new conference slot.
+            call_media = self.getAudioMedia(media.index)
+            call_media.startTransmit(self.port)
+            self.port.startTransmit(call_media)
+            if first:
                 self.gateway.start_stream(self, info.remoteUri, info.localUri)
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
