@@ -30,14 +30,16 @@ class GatewaySettings:
     sip_port: int = 5080
     public_address: str = ""          # address written in SDP/Contact when behind NAT
     bot_url: str = "ws://127.0.0.1:8080/ws/media"
-    max_calls: int = 8                # beyond: 486 Busy Here
+    # Beyond: 486 Busy Here. The pjsua2 wheel answers at most 4 calls per process
+    # (PJSUA_MAX_CALLS of its build): run more gateways behind Kamailio for more.
+    max_calls: int = 4
     log_level: int = 1                # PJSIP's own log level (0-6)
 
     def __post_init__(self) -> None:
         if not 1 <= self.sip_port <= 65535:
             raise ValueError("sip_port must be 1..65535")
-        if self.max_calls < 1:
-            raise ValueError("max_calls must be at least 1")
+        if not 1 <= self.max_calls <= 4:
+            raise ValueError("max_calls must be 1..4 (pjsua2 build limit): add gateways behind Kamailio")
 
 
 class BridgePort(pj.AudioMediaPort):
@@ -133,7 +135,7 @@ class Gateway:
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
-        config.uaConfig.maxCalls = max(4, s.max_calls + 2)
+        config.uaConfig.maxCalls = 4
         config.uaConfig.userAgent = "callbot-gateway"
         config.medConfig.noVad = True          # else RTP stops in silence
         config.medConfig.clockRate = 8000

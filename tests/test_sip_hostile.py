@@ -6,9 +6,11 @@ import socket
 import time
 import uuid
 
+import numpy as np
 import pytest
 
-from bot.caller_sim import bot_server
+from bot.caller_sim import bot_server, timeline, write_wav
+from telephony.sip_caller import place_call, read_wav
 from tests.telephony_stack import kamailio_proxy, sip_gateway, sip_options
 
 pytestmark = pytest.mark.slow
@@ -67,6 +69,13 @@ def test_gateway_and_kamailio_survive_hostile_udp(tmp_path):
         # the flooding address is refused for a while, the others are not
         assert sip_options(proxy.port, source="127.0.0.2", timeout=1.0) == ""
         assert "flood from 127.0.0.2" in proxy.log_path.read_text()
+        # legitimate calls placed afterwards are answered, directly and through Kamailio
+        silence = write_wav(tmp_path / "silence.wav", timeline([(10.0, None)]), 16000)
+        for target in (gateway, proxy):
+            result = place_call(target.uri, silence, workdir=tmp_path / f"legit-{target.port}", duration_s=3.0)
+            assert result.established, result.log[-2000:]
+            heard, _ = read_wav(result.recording)
+            assert np.abs(heard).max() > 1000  # the greeting was heard
 
 
 def test_kamailio_refuses_sources_not_listed(tmp_path):

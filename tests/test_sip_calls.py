@@ -1,0 +1,137 @@
+"""Real SIP calls: baresip callers -> (Kamailio) -> pjsua2 gateway -> media stream -> bot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.caller_sim import CallerVoice, bot_server, timeline, write_wav
+from telephony.sip_caller import place_call, place_calls, read_wav
+from tests.callers import spectral_match
+from tests.telephony_stack import kamailio_proxy, sip_gateway
+from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+pytestmark = pytest.mark.slow
+QUESTION = "Quel est le plafond de chiffre d'affaires ?"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sip")
+    with bot_server(tmp, CALLBOT_MAX_CALLS="6") as server:
+        media = server.url.replace("http", "ws") + "/ws/media"
+        # Two gateways (a pjsua2 process answers 4 calls at most) behind Kamailio.
+        with sip_gateway(tmp, media) as gateway, sip_gateway(tmp, media) as second, \
+                kamailio_proxy(tmp, [gateway.port, second.port]) as proxy:
+            yield server, gateway, proxy
+
+
+@pytest.fixture(scope="module")
+def greeting_s() -> float:
+    from bot.config import load_settings
+    from bot.services import make_speech_engine, speech_style
+    from flows.knowledge import load_knowledge
+    from voice.speech_renderer import SpeechRenderer
+
+    settings = load_settings()
+    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    g = load_knowledge().prompts["greeting"]
+    text = " ".join([g["intro"], g["human"], g["recorded"], g["question"]])
+    return len(renderer.render(text, speech_style(settings))) / 2 / 16000
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory, greeting_s):
+    voice = CallerVoice()
+    audio = timeline([(greeting_s + 1.5, voice.say(QUESTION)), (12.0, None)])
+    return write_wav(tmp_path_factory.mktemp("wav") / "question.wav", audio, 16000)
+
+
+def sip_calls(server) -> list[dict]:
+    import json
+    import sqlite3
+    import urllib.request
+
+    with sqlite3.connect(server.log_path.parent / "calls.sqlite3") as conn:
+        ids = [r[0] for r in conn.execute("select id from calls where channel = 'sip' order by started_at")]
+    out = []
+    for call_id in ids:
+        with urllib.request.urlopen(f"{server.url}/api/calls/{call_id}") as r:
+            out.append(json.load(r))
+    return out
+
+
+def telephone(pcm16k: np.ndarray) -> np.ndarray:
+    """16 kHz audio through the G.711 round trip the call makes, back at 16 kHz."""
+    narrow = np.frombuffer(ulaw_to_pcm16(pcm16_to_ulaw(resample(pcm16k, 16000, 8000).tobytes())), np.int16)
+    return resample(narrow.astype(np.float32), 8000, 16000)
+
+
+def test_question_by_phone_directly_and_through_kamailio(stack, question_wav, greeting_s, tmp_path):
+    from bot.config import load_settings
+    from bot.services import make_speech_engine, speech_style
+    from voice.speech_renderer import SpeechRenderer
+
+    server, gateway, proxy = stack
+    before = len(sip_calls(server))
+    results = place_calls([
+        {"uri": gateway.uri, "wav": question_wav, "workdir": tmp_path / "direct", "duration_s": greeting_s + 14},
+        {"uri": proxy.uri, "wav": question_wav, "workdir": tmp_path / "proxied", "duration_s": greeting_s + 14},
+    ])
+    assert all(r.established for r in results), [r.log[-2000:] for r in results]
+    calls = [server.wait_for(c["id"], lambda r: r["ended_at"] is not None, timeout=15)
+             for c in sip_calls(server)[before:]]
+    assert len(calls) == 2
+    settings = load_settings()
+    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    for result, record in zip(results, sorted(calls, key=lambda c: c["started_at"])):
+        assert record["team"] == "seuils", record
+        assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"])
+        answer = next(t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro")
+        assert answer["total_ms"] is not None
+        heard, rate = read_wav(result.recording)
+        heard_16k = resample(heard.astype(np.float32), rate, 16000)
+        rendered = np.frombuffer(renderer.render(answer["text"], speech_style(settings)), np.int16)[:32000]
+        assert spectral_match(heard_16k, telephone(rendered)) > 0.9
+        other = np.frombuffer(renderer.render("Merci de votre appel. Au revoir, et bonne journée.",
+                                              speech_style(settings)), np.int16)[:32000]
+        assert spectral_match(heard_16k, telephone(other)) < 0.85
+
+
+def test_key_zero_asks_for_a_human(stack, tmp_path, greeting_s):
+    server, gateway, _ = stack
+    silence = write_wav(tmp_path / "silence.wav", timeline([(30.0, None)]), 16000)
+    before = len(sip_calls(server))
+    result = place_call(gateway.uri, silence, workdir=tmp_path / "dtmf", duration_s=8.0, dtmf=[(3.0, "0")])
+    assert result.established and result.dtmf_sent == ["0"], result.log[-2000:]
+    record = sip_calls(server)[before]
+    assert [e["data"] for e in record["events"] if e["kind"] == "dtmf"] == [{"keys": "0"}]
+    handoff = next(e for e in record["events"] if e["kind"] == "handoff")
+    assert handoff["data"] == {"team": "accueil", "reason": "demande_conseiller"}
+
+
+def test_caller_hanging_up_while_the_bot_speaks_closes_the_record(stack, tmp_path):
+    server, gateway, _ = stack
+    silence = write_wav(tmp_path / "silence.wav", timeline([(30.0, None)]), 16000)
+    before = len(sip_calls(server))
+    result = place_call(gateway.uri, silence, workdir=tmp_path / "hangup", duration_s=4.0)
+    assert result.established and not result.closed_by_remote
+    record = server.wait_for(sip_calls(server)[before]["id"], lambda r: r["ended_at"] is not None, timeout=15)
+    assert record["outcome"] == "caller_hung_up"
+    greeting = record["turns"][0]
+    assert greeting["speaker"] == "bot" and greeting["text"].startswith("Bonjour")
+
+
+def test_five_simultaneous_calls(stack, question_wav, greeting_s, tmp_path):
+    server, _, proxy = stack
+    before = len(sip_calls(server))
+    results = place_calls([
+        {"uri": proxy.uri, "wav": question_wav, "workdir": tmp_path / f"c{i}", "duration_s": greeting_s + 16}
+        for i in range(5)
+    ])
+    assert all(r.established for r in results), [r.log[-1500:] for r in results if not r.established]
+    calls = sip_calls(server)[before:]
+    assert len(calls) == 5
+    for record in calls:
+        assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"]), record
+        assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"]), record
