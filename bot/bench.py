@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bot.config import load_settings
 
 # Questions a caller asks in turn; chosen to be understood from the synthetic caller voice.
@@ -41,6 +43,7 @@ def report(title: str, rows: list[dict], stages=STAGES) -> None:
         "dialogue_ms": "transcript -> reply text",
         "tts_ms": "reply text -> first audio out",
         "total_ms": "end to end",
+        "caller_ms": "question end -> reply heard",
     }
     for stage in stages:
         values = [r[stage] for r in rows if r.get(stage) is not None]
@@ -94,9 +97,60 @@ def bench_webrtc(turns: int) -> int:
     return 0 if len(rows) >= max(1, turns // 2) else 1
 
 
+def _first_sound_after(samples: np.ndarray, rate: int, start_s: float, threshold: float = 300.0) -> float | None:
+    """Seconds from `start_s` to the first 10 ms window louder than `threshold` (RMS)."""
+    n = rate // 100
+    first = int(start_s * rate) // n
+    frames = samples[: len(samples) // n * n].astype(np.float64).reshape(-1, n)
+    loud = np.nonzero(np.sqrt((frames[first:] ** 2).mean(axis=1)) > threshold)[0]
+    return None if len(loud) == 0 else loud[0] * n / rate + first * n / rate - start_s
+
+
+def bench_sip(turns: int) -> int:
+    """One baresip call of `turns` questions through the pjsua2 gateway; latency measured at
+    the caller's side, from the last sample of each question to the first sound heard after."""
+    from bot.caller_sim import CallerVoice, bot_server, sip_gateway, timeline, write_wav
+    from telephony.sip_caller import place_call, read_wav
+
+    voice = CallerVoice()
+    gap_s, lead_s = 9.0, 18.0
+    questions = [voice.say(QUESTIONS[i % len(QUESTIONS)]) for i in range(turns)]
+    parts = [(lead_s if i == 0 else gap_s, q) for i, q in enumerate(questions)] + [(gap_s, None)]
+    ends, t = [], 0.0
+    for silence, speech in parts[:-1]:
+        t += silence + len(speech) / 16000
+        ends.append(t)
+    total = t + gap_s
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        mic = write_wav(work / "caller.wav", timeline(parts), 16000)
+        with bot_server(work) as server, \
+                sip_gateway(work, server.url.replace("http", "ws") + "/ws/media") as gateway:
+            print(f"calling {gateway.uri} for {total:.0f} s ({turns} questions)...", flush=True)
+            result = place_call(gateway.uri, mic, workdir=work / "call", duration_s=total + 1)
+            if not result.established:
+                print(result.log[-2000:])
+                return 1
+            heard, rate = read_wav(result.recording)
+            calls = [c for c in (server.recent_calls() or []) if c["channel"] == "sip"]
+    caller_side = []
+    for end in ends:
+        latency = _first_sound_after(heard, rate, end)
+        if latency is not None and latency < gap_s:
+            caller_side.append({"caller_ms": latency * 1000})
+    report("sip (baresip caller, measured at the caller's side)", caller_side, ("caller_ms",))
+    rows = [t for c in calls for t in c["turns"] if t["speaker"] == "bot" and t["total_ms"] is not None]
+    report("sip (server-side stages)", rows)
+    understood = sum(1 for c in calls for t in c["turns"] if t["speaker"] == "caller" and t["intent"])
+    print(f"caller turns understood: {understood}/{turns}")
+    return 0 if len(caller_side) >= max(1, turns // 2) else 1
+
+
 async def run_latency_bench(channel: str, turns: int) -> int:
-    if channel == "text":
-        return await bench_text(turns)
     import asyncio
 
+    if channel == "text":
+        return await bench_text(turns)
+    if channel == "sip":
+        return await asyncio.to_thread(bench_sip, turns)
     return await asyncio.to_thread(bench_webrtc, turns)

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
     b = bench.add_parser("latency", help="turn latency, p50/p95 per stage")
-    b.add_argument("--channel", choices=["text", "webrtc"], default="webrtc")
+    b.add_argument("--channel", choices=["text", "webrtc", "sip"], default="webrtc")
     b.add_argument("--turns", type=int, default=20)
     b.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)

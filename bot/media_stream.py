@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from starlette.websockets import WebSocketState
 
 from bot.call_log import CallLog
-from bot.pipeline import VoiceCall, build_voice_call
+from bot.pipeline import build_voice_call
 from bot.processors.frames import CallConnectedFrame
 from bot.services import BotServices
 from voice.speech_renderer import PIPELINE_RATE
@@ -85,9 +85,9 @@ class AiohttpMediaSocket:
     """The face of a starlette WebSocket that pipecat's websocket transport uses, over an
     aiohttp WebSocketResponse; every incoming message is checked against the protocol."""
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, call_id: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, call: CallLog) -> None:
         self._ws = ws
-        self._call_id = call_id
+        self._call = call
         self.headers = Headers(raw=[(k.lower().encode(), v.encode()) for k, v in request.headers.items()])
         self.closed_reason: str | None = None
 
@@ -115,7 +115,8 @@ class AiohttpMediaSocket:
 
     async def refuse(self, reason: str) -> None:
         self.closed_reason = reason
-        log.warning("call %s: media stream closed: %s", self._call_id, reason)
+        log.warning("call %s: media stream closed: %s", self._call.call_id, reason)
+        await self._call.event("error", {"media_stream": reason})
         await self._ws.close(code=1008, message=reason[:100].encode())
 
     async def send_text(self, data: str) -> None:
@@ -167,7 +168,7 @@ class MediaStreamCalls:
         call_id = await self.services.store.open_call("sip", caller=caller)
         call = CallLog(self.services.store, call_id)
         await call.event("media_stream_start", {"called": str(params.get("called", ""))[:64]})
-        socket = AiohttpMediaSocket(ws, request, call_id)
+        socket = AiohttpMediaSocket(ws, request, call)
         transport = FastAPIWebsocketTransport(
             websocket=socket,  # type: ignore[arg-type]
             params=FastAPIWebsocketParams(
@@ -191,17 +192,8 @@ class MediaStreamCalls:
         assert task is not None
         self.calls[call_id] = task
         try:
-            await self._run(call_id, voice_call, socket)
+            await voice_call.run()
         finally:
             self.calls.pop(call_id, None)
+            await socket.close()
         return ws
-
-    async def _run(self, call_id: str, voice_call: VoiceCall, socket: AiohttpMediaSocket) -> None:
-        try:
-            await voice_call.run()
-        except Exception:  # one call's failure must not touch the others: log it and close it
-            log.exception("call %s: pipeline failed", call_id)
-            await voice_call.call.close("error")
-        if socket.closed_reason:
-            await voice_call.call.event("error", {"media_stream": socket.closed_reason})
-        await socket.close()

@@ -8,6 +8,7 @@ transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
 from __future__ import annotations
 
 import asyncio
+import logging
 import wave
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from voice.stt import FrenchWhisperSTTService
 from voice.tts import RenderedTTSService
 from voice.vad import make_vad_analyzer
 
+log = logging.getLogger("callbot.pipeline")
+
 
 @dataclass
 class VoiceCall:
@@ -41,11 +44,15 @@ class VoiceCall:
     async def run(self) -> None:
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(self.worker)
+        failed = False
         try:
             await runner.run()
+        except Exception:  # one call's failure must not touch the others: log it, close the record
+            log.exception("call %s: pipeline failed", self.call.call_id)
+            failed = True
         finally:
             await self.dialogue.flush()
-            outcome = self.dialogue.outcome or "caller_hung_up"
+            outcome = "error" if failed else self.dialogue.outcome or "caller_hung_up"
             await self.call.close(outcome, recording=self.recording)
 
 

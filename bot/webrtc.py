@@ -95,9 +95,6 @@ class WebRTCCalls:
     async def _run(self, call_id: str, voice_call: VoiceCall, connection: SmallWebRTCConnection) -> None:
         try:
             await voice_call.run()
-        except Exception:  # one call's failure must not touch the others: log it and close it
-            log.exception("call %s: pipeline failed", call_id)
-            await voice_call.call.close("error")
         finally:
             await connection.disconnect()
             self.calls.pop(call_id, None)

@@ -47,6 +47,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from voice.codecs import resample
+
 BARESIP = "baresip"
 MODULE_PATH = Path("/usr/lib/baresip/modules")
 HOST = "127.0.0.1"
@@ -131,25 +133,11 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
         w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
 
 
-def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Band-limited (FFT) resampling of mono int16 samples."""
-    if src_rate == dst_rate or len(samples) == 0:
-        return np.asarray(samples, dtype=np.int16)
-    n_in = len(samples)
-    n_out = max(1, round(n_in * dst_rate / src_rate))
-    spectrum = np.fft.rfft(samples.astype(np.float64))
-    out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
-    keep = min(len(out), len(spectrum))
-    out[:keep] = spectrum[:keep]
-    y = np.fft.irfft(out, n_out) * (n_out / n_in)
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
-
-
 def _write_source(wav: Path, dst: Path, rate: int, min_duration_s: float) -> None:
     """`wav` resampled to `rate` and padded with silence to `min_duration_s`, since
     baresip's aufile ends the call when its file runs out."""
     samples, src_rate = read_wav(wav)
-    samples = resample(samples, src_rate, rate)
+    samples = resample(samples, src_rate, rate)  # soxr, as everywhere else
     pad = int(rate * min_duration_s) - len(samples)
     if pad > 0:
         samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])

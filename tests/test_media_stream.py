@@ -75,8 +75,7 @@ def test_question_over_the_media_stream_is_answered(server):
     voice = CallerVoice()
     audio = timeline([(19.0, voice.say("Quel est le plafond de chiffre d'affaires ?")), (9.0, None)])
     received, events = asyncio.run(stream_call(server, audio, "MZ1"))
-    calls = [c for c in _recent_calls(server) if c["channel"] == "sip"]
-    record = calls[0]
+    record = [c for c in server.recent_calls() if c["channel"] == "sip"][-1]
     assert record["team"] == "seuils", record["turns"]
     assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"])
     answer = next(t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro")
@@ -95,20 +94,6 @@ def test_question_over_the_media_stream_is_answered(server):
     assert spectral_match(heard_16k, telephone(answer["text"])) > 0.9
     assert spectral_match(heard_16k, telephone("Merci de votre appel. Au revoir, et bonne journée.")) < 0.85
     assert all(e["streamSid"] == "MZ1" for e in events)
-
-
-def _recent_calls(server) -> list[dict]:
-    import sqlite3
-    import urllib.request
-
-    db = server.log_path.parent / "calls.sqlite3"
-    with sqlite3.connect(db) as conn:
-        ids = [r[0] for r in conn.execute("select id from calls order by started_at desc")]
-    out = []
-    for call_id in ids:
-        with urllib.request.urlopen(f"{server.url}/api/calls/{call_id}") as r:
-            out.append(json.load(r))
-    return out
 
 
 @pytest.mark.parametrize("bad, reason", [

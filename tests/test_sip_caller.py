@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telephony.sip_caller import SipCallee, place_call, place_calls, read_wav, resample, write_wav
+from telephony.sip_caller import SipCallee, place_call, place_calls, read_wav, write_wav
+from voice.codecs import resample
 
 pytestmark = pytest.mark.skipif(
     shutil.which("baresip") is None or shutil.which("espeak-ng") is None,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.caller_sim import CallerVoice, bot_server, timeline, write_wav
+from bot.caller_sim import CallerVoice, bot_server, kamailio_proxy, sip_gateway, timeline, write_wav
 from telephony.sip_caller import place_call, place_calls, read_wav
 from tests.callers import spectral_match
-from tests.telephony_stack import kamailio_proxy, sip_gateway
 from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
 
 pytestmark = pytest.mark.slow
@@ -48,17 +47,7 @@ def question_wav(tmp_path_factory, greeting_s):
 
 
 def sip_calls(server) -> list[dict]:
-    import json
-    import sqlite3
-    import urllib.request
-
-    with sqlite3.connect(server.log_path.parent / "calls.sqlite3") as conn:
-        ids = [r[0] for r in conn.execute("select id from calls where channel = 'sip' order by started_at")]
-    out = []
-    for call_id in ids:
-        with urllib.request.urlopen(f"{server.url}/api/calls/{call_id}") as r:
-            out.append(json.load(r))
-    return out
+    return [c for c in server.recent_calls() if c["channel"] == "sip"]
 
 
 def telephone(pcm16k: np.ndarray) -> np.ndarray:

@@ -9,9 +9,8 @@ import uuid
 import numpy as np
 import pytest
 
-from bot.caller_sim import bot_server, timeline, write_wav
+from bot.caller_sim import bot_server, kamailio_proxy, sip_gateway, sip_options, timeline, write_wav
 from telephony.sip_caller import place_call, read_wav
-from tests.telephony_stack import kamailio_proxy, sip_gateway, sip_options
 
 pytestmark = pytest.mark.slow
 
