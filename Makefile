@@ -1,5 +1,5 @@
-# make run: set up everything, then start the bot server (http://127.0.0.1:8080) and the
-# action server. make test: same set-up, then the whole test suite.
+# make run: set up everything, then start the bot server (http://127.0.0.1:8080), the
+# action server, the SIP gateway (udp 5080) and Kamailio (udp 5060). make test: same set-up, then the whole test suite.
 PYTHON ?= python3.11
 VENV := .venv
 ACTIONS_VENV := .venv-actions
@@ -41,7 +41,7 @@ $(MODELS_STAMP): $(STAMP) flows/data/questions.yaml flows/data/prompts.yaml
 models: $(MODELS_STAMP)
 
 run: setup
-	$(VENV)/bin/callbot serve
+	$(VENV)/bin/callbot serve --sip
 
 test: setup
 	$(VENV)/bin/ruff check bot flows voice models telephony tests

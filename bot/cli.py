@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,21 +42,39 @@ def start_action_server(port: int) -> subprocess.Popen | None:
     return subprocess.Popen(actions_command(port), cwd=ROOT, env=env)
 
 
+def _child(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.server import create_app
 
-    settings = load_settings()
-    if args.port:
-        settings = load_settings(port=args.port)
-    actions = None if args.no_actions else start_action_server(5055)
+    settings = load_settings(port=args.port) if args.port else load_settings()
+    children: list[subprocess.Popen] = []
+    if not args.no_actions:
+        actions = start_action_server(5055)
+        children += [actions] if actions else []
+    if args.sip:
+        # The telephony path runs in its own processes: it talks to this server over the
+        # media-stream WebSocket only.
+        children.append(_child("sip", "--bot-url", f"ws://127.0.0.1:{settings.port}/ws/media"))
+        if shutil.which("kamailio") or Path("/usr/sbin/kamailio").exists():
+            children.append(_child("kamailio"))
+        else:
+            log.warning("kamailio is not installed: SIP calls go to the gateway directly (udp 5080)")
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     finally:
-        if actions is not None:
-            actions.terminate()
-            actions.wait(timeout=10)
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
     return 0
 
 
@@ -202,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="bot server (caller page, WebRTC, text channel) and action server")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--no-actions", action="store_true", help="do not start the action server")
+    p.add_argument("--sip", action="store_true", help="also start the SIP gateway and Kamailio")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("actions", help="rasa-sdk action server")
     p.add_argument("--port", type=int, default=5055)
