@@ -265,7 +265,9 @@ def sip_gateway(tmp: Path, bot_url: str, **env: str):
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "sip", "--port", str(port), "--bot-url", bot_url],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            # each gateway its own RTP range, as on a real host running several
+            cwd=ROOT, env={**os.environ, "CALLBOT_SIP_RTP_PORT": str(20000 + port % 400 * 20), **env},
+            stdout=log, stderr=subprocess.STDOUT,
         )
     try:
         wait_for_sip(port, process, log_path)

@@ -3,8 +3,10 @@ that speaks Twilio's media-stream JSON (Twilio, Telnyx, jambonz...).
 
 Messages in: `connected`, `start` (customParameters: caller, called), `media`
 (8 kHz mu-law, base64), `dtmf`, `mark`, `stop`. Messages out: `media`, `mark`, `clear`
-(drop queued audio at once: barge-in). A message that is not valid JSON, has an unknown
-event or bad base64 closes that stream with a logged reason; other calls carry on.
+(drop queued audio at once: barge-in), and to our own gateway only (it says so in
+`start`), `transfer` (`{"team": ..., "mode": "blind"}`, after the words before it).
+A message that is not valid JSON, has an unknown event or bad base64 closes that
+stream with a logged reason; other calls carry on.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ class MediaStreamSerializer(TwilioFrameSerializer):
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
-            return None
+            message = frame.message if isinstance(frame.message, dict) else {}
+            if message.get("event") != "transfer":
+                return None
+            return json.dumps({**message, "streamSid": self._stream_sid})
         return await super().serialize(frame)
 
 
@@ -180,7 +185,9 @@ class MediaStreamCalls:
                 serializer=MediaStreamSerializer(stream_sid),
             ),
         )
-        voice_call = await build_voice_call(self.services, transport, call)
+        # Only our own gateway understands the (non-Twilio) 'transfer' event.
+        voice_call = await build_voice_call(self.services, transport, call,
+                                            can_transfer=params.get("gateway") == "callbot")
 
         @transport.event_handler("on_client_disconnected")
         async def on_disconnected(_transport, _ws) -> None:

@@ -56,12 +56,13 @@ class VoiceCall:
             await self.call.close(outcome, recording=self.recording)
 
 
-async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog) -> VoiceCall:
+async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog, *,
+                           can_transfer: bool = False) -> VoiceCall:
     settings = services.settings
     if services.transcriber is None or services.renderer is None:
         raise RuntimeError("voice calls need the STT and TTS models loaded (BotServices voice=True)")
     conversation = services.conversation(call.call_id)
-    dialogue = DialogueProcessor(conversation=conversation, call=call)
+    dialogue = DialogueProcessor(conversation=conversation, call=call, can_transfer=can_transfer)
     recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
     processors = [
         transport.input(),

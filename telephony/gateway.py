@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -29,17 +30,31 @@ class GatewaySettings:
     sip_address: str = "127.0.0.1"
     sip_port: int = 5080
     public_address: str = ""          # address written in SDP/Contact when behind NAT
+    rtp_port: int = 4000              # first RTP port; give each gateway on a host its own range
     bot_url: str = "ws://127.0.0.1:8080/ws/media"
     # Beyond: 486 Busy Here. The pjsua2 wheel answers at most 4 calls per process
     # (PJSUA_MAX_CALLS of its build): run more gateways behind Kamailio for more.
     max_calls: int = 4
     log_level: int = 1                # PJSIP's own log level (0-6)
+    # Where transfers go, per routing team: "seuils=sip:seuils@pbx,*=sip:accueil@pbx".
+    # Only these configured addresses are ever called or referred to (toll fraud).
+    transfer_targets: str = ""
+
+    def transfer_uri(self, team: str) -> str | None:
+        targets = dict(
+            pair.split("=", 1) for pair in self.transfer_targets.split(",") if "=" in pair
+        )
+        targets = {k.strip(): v.strip() for k, v in targets.items()}
+        return targets.get(team) or targets.get("*")
 
     def __post_init__(self) -> None:
         if not 1 <= self.sip_port <= 65535:
             raise ValueError("sip_port must be 1..65535")
         if not 1 <= self.max_calls <= 4:
             raise ValueError("max_calls must be 1..4 (pjsua2 build limit): add gateways behind Kamailio")
+        for pair in filter(None, self.transfer_targets.split(",")):
+            if "=" not in pair or not pair.split("=", 1)[1].strip().startswith("sip:"):
+                raise ValueError(f"transfer target {pair!r} must look like team=sip:user@host")
 
 
 class BridgePort(pj.AudioMediaPort):
@@ -65,7 +80,7 @@ class BotCall(pj.Call):
         super().__init__(account, call_id)
         self.gateway = gateway
         self.sid = sid
-        self.audio = CallAudio(loop=gateway.loop)
+        self.audio = CallAudio(loop=gateway.loop, on_transfer=self._transfer_requested)
         self.port: BridgePort | None = None
         self.ended = asyncio.Event()
         self.client: MediaStreamClient | None = None
@@ -75,7 +90,10 @@ class BotCall(pj.Call):
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             log.info("call %s: ended (%s)", self.sid, info.lastReason)
             self.gateway.loop.call_soon_threadsafe(self.ended.set)
-            self.gateway.forget(self)
+            # Drop every reference now, inside PJSIP's callback: PJSIP reuses call ids, and a
+            # Call finalised later would clear the user data of the next call with its id.
+            self.audio.on_transfer = None
+            self.gateway.calls.pop(self.sid, None)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
@@ -99,6 +117,18 @@ class BotCall(pj.Call):
             self.port.startTransmit(call_media)
             if first:
                 self.gateway.start_stream(self, info.remoteUri, info.localUri)
+
+    def _transfer_requested(self, team: str) -> None:
+        """Media thread: the bot's last words before the transfer have been played."""
+        sid, gateway = self.sid, self.gateway
+        gateway.run_in_main(lambda: gateway.blind_transfer(sid, team))
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        log.info("call %s: transfer status %d %s", self.sid, prm.statusCode, prm.reason)
+        if prm.finalNotify and 200 <= prm.statusCode < 300:
+            prm.cont = False
+            sid, gateway = self.sid, self.gateway
+            gateway.run_in_main(lambda: gateway.hang_up(sid))
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         digit = str(prm.digit)[:1]
@@ -160,6 +190,8 @@ class Gateway:
         account = pj.AccountConfig()
         account.idUri = f"sip:callbot@{s.public_address or s.sip_address}:{s.sip_port}"
         account.mediaConfig.transportConfig.boundAddress = s.sip_address
+        account.mediaConfig.transportConfig.port = s.rtp_port
+        account.mediaConfig.transportConfig.portRange = 200
         if s.public_address:
             account.mediaConfig.transportConfig.publicAddress = s.public_address
         self.account = GatewayAccount(self)
@@ -209,26 +241,38 @@ class Gateway:
         call.answer(op)
         log.info("call %s: answered", sid)
 
-    def forget(self, call: BotCall) -> None:
-        # The Python object must outlive PJSIP's callback that reports the end.
-        self._actions.put(lambda: self.calls.pop(call.sid, None))
+    def run_in_main(self, action: Callable[[], None]) -> None:
+        self._actions.put(action)
+
+    def hang_up(self, sid: str) -> None:
+        call = self.calls.get(sid)
+        if call is not None and call.isActive():
+            call.hangup(pj.CallOpParam(True))
+
+    def blind_transfer(self, sid: str, team: str) -> None:
+        call = self.calls.get(sid)
+        if call is None:
+            return
+        uri = self.settings.transfer_uri(team)
+        if uri is None:
+            log.warning("call %s: transfer to %r asked, but no target is configured", call.sid, team)
+            return
+        log.info("call %s: blind transfer (REFER) for team %s", call.sid, team)
+        call.xfer(uri, pj.CallOpParam(True))
 
     def start_stream(self, call: BotCall, remote_uri: str, local_uri: str) -> None:
-        call.client = MediaStreamClient(self.settings.bot_url, call.sid, _user(remote_uri), _user(local_uri),
-                                        call.audio)
+        client = MediaStreamClient(self.settings.bot_url, call.sid, _user(remote_uri), _user(local_uri),
+                                   call.audio)
+        call.client = client
+        sid, ended = call.sid, call.ended  # not the Call itself: see onCallState
 
         async def bridge() -> None:
-            reason = await call.client.run(call.ended)
-            log.info("call %s: media stream ended (%s)", call.sid, reason)
+            reason = await client.run(ended)
+            log.info("call %s: media stream ended (%s)", sid, reason)
             if reason != "caller_hung_up":
-                self._actions.put(lambda: _hang_up(call))
+                self.run_in_main(lambda: self.hang_up(sid))
 
         asyncio.run_coroutine_threadsafe(bridge(), self.loop)
-
-
-def _hang_up(call: BotCall) -> None:
-    if call.isActive():
-        call.hangup(pj.CallOpParam(True))
 
 
 def _user(uri: str) -> str:
@@ -248,3 +292,7 @@ def run_gateway(settings: GatewaySettings) -> None:
         gateway.run()
     finally:
         gateway.shutdown()
+        # pjsua2 objects still referenced (closures, tasks) must not be finalised after
+        # libDestroy: their destructors assert in PJSIP. The process ends here anyway.
+        logging.shutdown()
+        os._exit(0)

@@ -9,6 +9,7 @@ import collections
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -25,6 +26,13 @@ class Mark:
 
 
 @dataclass
+class Transfer:
+    """Queued behind the bot's last words: the transfer starts once they are played."""
+
+    team: str
+
+
+@dataclass
 class CallAudio:
     """Audio crossing between the SIP media thread and the asyncio thread.
 
@@ -36,6 +44,7 @@ class CallAudio:
     inbound: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=500))
     to_caller: collections.deque = field(default_factory=collections.deque)
     played_marks: asyncio.Queue = field(default_factory=asyncio.Queue)
+    on_transfer: Callable[[str], None] | None = None  # media thread, when a Transfer is reached
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def from_caller(self, pcm: bytes) -> None:
@@ -55,6 +64,10 @@ class CallAudio:
                 if isinstance(item, Mark):
                     self.loop.call_soon_threadsafe(self.played_marks.put_nowait, item.name)
                     continue
+                if isinstance(item, Transfer):
+                    if self.on_transfer is not None:
+                        self.on_transfer(item.team)
+                    continue
                 return item
         return bytes(FRAME_BYTES)
 
@@ -67,11 +80,17 @@ class CallAudio:
         with self._lock:
             self.to_caller.append(Mark(name))
 
+    def queue_transfer(self, team: str) -> None:
+        with self._lock:
+            self.to_caller.append(Transfer(team))
+
     def clear(self) -> None:
         """Barge-in: what the bot queued is dropped at once; pending marks are reported."""
         with self._lock:
             marks = [i.name for i in self.to_caller if isinstance(i, Mark)]
+            transfers = [i for i in self.to_caller if isinstance(i, Transfer)]
             self.to_caller.clear()
+            self.to_caller.extend(transfers)  # a requested transfer survives a barge-in
         for name in marks:
             self.played_marks.put_nowait(name)
 
@@ -100,7 +119,8 @@ class MediaStreamClient:
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             await self._send({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid, "start": {
                 "streamSid": self.stream_sid, "callSid": self.call_sid, "tracks": ["inbound"],
-                "customParameters": {"caller": self.caller, "called": self.called},
+                # "gateway" tells the bot it may ask this peer for transfers (not a Twilio event).
+                "customParameters": {"caller": self.caller, "called": self.called, "gateway": "callbot"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
             tasks = [asyncio.create_task(c) for c in (self._uplink(), self._downlink(), self._marks())]
             stopper = asyncio.create_task(hangup.wait())
@@ -148,6 +168,8 @@ class MediaStreamClient:
                     self.audio.clear()
                 elif event == "mark":
                     self.audio.queue_mark(str(message.get("mark", {}).get("name", "")))
+                elif event == "transfer":
+                    self.audio.queue_transfer(str(message.get("transfer", {}).get("team", ""))[:32])
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 log.warning("call %s: bad message from the bot ignored: %s", self.call_sid, e)
 

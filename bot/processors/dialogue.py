@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
     Frame,
     InputDTMFFrame,
     InputTransportMessageFrame,
+    OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
@@ -41,10 +42,12 @@ class _Pending:
 
 
 class DialogueProcessor(FrameProcessor):
-    def __init__(self, *, conversation: Conversation, call: CallLog, **kwargs) -> None:
+    def __init__(self, *, conversation: Conversation, call: CallLog, can_transfer: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self._conversation = conversation
         self._call = call
+        self._can_transfer = can_transfer
         self._speech_start: float | None = None
         self._speech_end: float | None = None
         self._bot_speaking = False
@@ -122,6 +125,8 @@ class DialogueProcessor(FrameProcessor):
         await self._say(reply, speech_end=self._speech_end, transcript_at=transcript_at)
 
     async def _on_keys(self, keys: str) -> None:
+        if self._bot_speaking:
+            await self.broadcast_interruption()  # a key press takes the floor, like speech
         await self._call.event("dtmf", {"keys": keys})
         await self._client_message("caller", f"[touches {keys}]")
         await self._say(await self._conversation.on_dtmf(keys), speech_end=None, transcript_at=time.monotonic())
@@ -138,6 +143,11 @@ class DialogueProcessor(FrameProcessor):
                                  speech_end=speech_end, transcript_at=transcript_at)
         await self._client_message("bot", text)
         await self.push_frame(TTSSpeakFrame(text))
+        if reply.handoff and self._can_transfer:
+            # In order after the words: the gateway transfers once they have been played.
+            await self.push_frame(OutputTransportMessageFrame(
+                message={"event": "transfer", "transfer": {"team": reply.handoff.team, "mode": "blind"}}))
+            await self._call.event("transfer_requested", {"team": reply.handoff.team, "mode": "blind"})
         if reply.ended and not self._ending:
             self._ending = True
             await self.push_frame(EndWorkerFrame(reason="conversation ended"))
