@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,6 +76,9 @@ class BridgePort(pj.AudioMediaPort):
             self.audio.from_caller(bytes(frame.buf))
 
 
+RETIRE_PORTS_AFTER_S = 5.0  # the media clock thread may still be inside a port's callback
+
+
 class BotCall(pj.Call):
     def __init__(self, gateway: Gateway, account: pj.Account, call_id: int, sid: str) -> None:
         super().__init__(account, call_id)
@@ -94,6 +98,10 @@ class BotCall(pj.Call):
             # Call finalised later would clear the user data of the next call with its id.
             self.audio.on_transfer = None
             self.gateway.calls.pop(self.sid, None)
+            if self.port is not None:
+                # Not destroyed here, under the media thread's feet: retired, freed later.
+                self.gateway.retire_port(self.port)
+                self.port = None
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
@@ -156,6 +164,7 @@ class Gateway:
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="gateway-asyncio", daemon=True)
         self.endpoint = pj.Endpoint()
         self.account: GatewayAccount | None = None
+        self._retired: list[tuple[float, BridgePort]] = []
 
     def start(self) -> None:
         s = self.settings
@@ -198,10 +207,19 @@ class Gateway:
         self.account.create(account)
         log.info("SIP gateway listening on udp:%s:%d, bridging to %s", s.sip_address, s.sip_port, s.bot_url)
 
+    def retire_port(self, port: BridgePort) -> None:
+        self._retired.append((time.monotonic(), port))
+
+    def _free_retired_ports(self) -> None:
+        deadline = time.monotonic() - RETIRE_PORTS_AFTER_S
+        while self._retired and self._retired[0][0] < deadline:
+            self._retired.pop(0)  # the conference slot is released with the object
+
     def run(self) -> None:
         """Main thread: PJSIP events and the actions other threads asked for."""
         while not self._stopping.is_set():
             self.endpoint.libHandleEvents(10)
+            self._free_retired_ports()
             while True:
                 try:
                     action = self._actions.get_nowait()
