@@ -171,10 +171,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_sip(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bot.config import _from_env
+    from bot.config import settings_from_env
     from telephony.gateway import GatewaySettings, run_gateway
 
-    settings = _from_env(GatewaySettings, "CALLBOT_SIP_", dict(os.environ))
+    settings = settings_from_env(GatewaySettings, "CALLBOT_SIP_", dict(os.environ))
     if args.port:
         settings = dataclasses.replace(settings, sip_port=args.port)
     if args.bot_url:
@@ -184,10 +184,10 @@ def cmd_sip(args: argparse.Namespace) -> int:
 
 
 def cmd_kamailio(args: argparse.Namespace) -> int:
-    from bot.config import _from_env
+    from bot.config import settings_from_env
     from telephony.kamailio_runner import KamailioSettings, run_kamailio
 
-    return run_kamailio(_from_env(KamailioSettings, "CALLBOT_KAMAILIO_", dict(os.environ)))
+    return run_kamailio(settings_from_env(KamailioSettings, "CALLBOT_KAMAILIO_", dict(os.environ)))
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

@@ -79,13 +79,13 @@ def _coerce(kind: type, raw: str):
     return kind(raw)
 
 
-def _from_env(cls, prefix: str, env: dict[str, str]):
+def settings_from_env(cls, prefix: str, env: dict[str, str]):
     values = {}
     for f in fields(cls):
         name = f"{prefix}{f.name.upper()}"
         default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
         if hasattr(default, "__dataclass_fields__"):
-            values[f.name] = _from_env(type(default), f"{name}_", env)
+            values[f.name] = settings_from_env(type(default), f"{name}_", env)
         elif name in env:
             try:
                 values[f.name] = _coerce(type(default), env[name])
@@ -96,7 +96,7 @@ def _from_env(cls, prefix: str, env: dict[str, str]):
 
 def load_settings(env: dict[str, str] | None = None, **overrides) -> Settings:
     """Settings from CALLBOT_* variables (nested: CALLBOT_STT_MODEL, CALLBOT_VAD_ENGINE...)."""
-    settings = _from_env(Settings, "CALLBOT_", dict(os.environ if env is None else env))
+    settings = settings_from_env(Settings, "CALLBOT_", dict(os.environ if env is None else env))
     if overrides:
         from dataclasses import replace
 

@@ -3,6 +3,7 @@ Kokoro-82M driven with French espeak-ng phonemes (offline default)."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -81,8 +82,6 @@ class KokoroEngine:
         self._phonemize = FrenchPhonemizer()
 
     def synthesize(self, text: str, style: SpeechStyle) -> np.ndarray:
-        import unicodedata
-
         phonemes = unicodedata.normalize("NFC", self._phonemize(text))
         ids = [self._vocab[c] for c in phonemes if c in self._vocab][: self.max_tokens - 2]
         if not ids:
