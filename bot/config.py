@@ -35,6 +35,13 @@ class CallSettings:
     barge_in_confirm_s: float = 0.6
     backchannel_gap_s: float = 0.3
     idle_timeout_s: float = 300.0     # nobody spoke for this long: the call is ended
+    # SIP calls through our gateway: 'bridged' (warm: the agent hears a briefing, then the
+    # caller; the recording goes on) or 'blind' (REFER: the caller's phone calls the agent).
+    transfer_mode: str = "bridged"
+
+    def __post_init__(self) -> None:
+        if self.transfer_mode not in ("bridged", "blind"):
+            raise ValueError("call.transfer_mode must be 'bridged' or 'blind'")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 that speaks Twilio's media-stream JSON (Twilio, Telnyx, jambonz...).
 
 Messages in: `connected`, `start` (customParameters: caller, called), `media`
-(8 kHz mu-law, base64), `dtmf`, `mark`, `stop`. Messages out: `media`, `mark`, `clear`
-(drop queued audio at once: barge-in), and to our own gateway only (it says so in
-`start`), `transfer` (`{"team": ..., "mode": "blind"}`, after the words before it).
+(8 kHz mu-law, base64; track `outbound`: what the caller hears from an agent after a
+bridged transfer, recorded), `dtmf`, `mark`, `stop`, and from our own gateway
+`transfer` (`{"team": ..., "status": "bridged" | "failed"}`). Messages out: `media`,
+`mark`, `clear` (drop queued audio at once: barge-in), and to our own gateway only (it
+says so in `start`), `transfer` (`{"team": ..., "mode": "blind" | "bridged", "whisper":
+base64 mu-law briefing for the agent}`, after the words before it).
 A message that is not valid JSON, has an unknown event or bad base64 closes that
 stream with a logged reason; other calls carry on.
 """
@@ -27,13 +30,15 @@ from starlette.websockets import WebSocketState
 
 from bot.call_log import CallLog
 from bot.pipeline import build_voice_call
-from bot.processors.frames import CallConnectedFrame
+from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, TransferStatusFrame
 from bot.services import BotServices
+from voice.codecs import StreamResampler, ulaw_to_pcm16
 from voice.speech_renderer import PIPELINE_RATE
 
 log = logging.getLogger("callbot.media")
 
-EVENTS = {"connected", "start", "media", "dtmf", "mark", "stop"}
+EVENTS = {"connected", "start", "media", "dtmf", "mark", "stop", "transfer"}
+TRANSFER_STATUSES = {"bridged", "failed"}
 DTMF_KEYS = set("0123456789*#ABCD")
 MAX_MESSAGE = 64 * 1024
 
@@ -66,6 +71,10 @@ def parse_message(raw: str) -> dict[str, Any]:
             raise ProtocolError(f"bad dtmf digit {str(digit)[:8]!r}")
     elif event == "start" and not isinstance(message.get("start"), dict):
         raise ProtocolError("start without its 'start' object")
+    elif event == "transfer":
+        transfer = message.get("transfer")
+        if not isinstance(transfer, dict) or transfer.get("status") not in TRANSFER_STATUSES:
+            raise ProtocolError("transfer without a known status")
     return message
 
 
@@ -76,6 +85,18 @@ class MediaStreamSerializer(TwilioFrameSerializer):
     def __init__(self, stream_sid: str) -> None:
         super().__init__(stream_sid, params=TwilioFrameSerializer.InputParams(
             auto_hang_up=False, sample_rate=PIPELINE_RATE))
+        self._agent_resampler = StreamResampler(8000, PIPELINE_RATE)
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        # Already validated by AiohttpMediaSocket: only our own additions are handled here.
+        message = json.loads(data)
+        if message["event"] == "transfer":
+            t = message["transfer"]
+            return TransferStatusFrame(team=str(t.get("team", ""))[:32], status=t["status"])
+        if message["event"] == "media" and message["media"].get("track") == "outbound":
+            pcm = ulaw_to_pcm16(base64.b64decode(message["media"]["payload"]))
+            return AgentAudioFrame(audio=self._agent_resampler.process(pcm), sample_rate=PIPELINE_RATE)
+        return await super().deserialize(data)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):

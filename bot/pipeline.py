@@ -1,8 +1,8 @@
 """The per-call voice pipeline, assembled in one place.
 
 transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
--> dialogue (flows) -> TTS (Piper or Kokoro, cached clauses) -> output pacer (hold/release)
--> transport out -> recorder
+-> dialogue (flows) -> transfer requests -> TTS (Piper or Kokoro, cached clauses)
+-> output pacer (hold/release) -> transport out -> agent leg -> recorder
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bot.call_log import CallLog
 from bot.processors.barge_in import BargeInGate
 from bot.processors.dialogue import DialogueProcessor
 from bot.processors.silence_watch import SilenceWatch
+from bot.processors.transfer import AgentLegRecorder, TransferRequester
 from bot.services import BotServices, speech_style
 from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
@@ -58,11 +59,13 @@ class VoiceCall:
 
 async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog, *,
                            can_transfer: bool = False) -> VoiceCall:
+    """`can_transfer`: the channel is our SIP gateway, which transfers to agents."""
     settings = services.settings
     if services.transcriber is None or services.renderer is None:
         raise RuntimeError("voice calls need the STT and TTS models loaded (BotServices voice=True)")
     conversation = services.conversation(call.call_id)
-    dialogue = DialogueProcessor(conversation=conversation, call=call, can_transfer=can_transfer)
+    dialogue = DialogueProcessor(conversation=conversation, call=call,
+                                 transfer_mode=settings.call.transfer_mode if can_transfer else None)
     recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
     processors = [
         transport.input(),
@@ -72,12 +75,13 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
         FrenchWhisperSTTService(transcriber=services.transcriber, trailing_silence_secs=0.3),
         SilenceWatch(timeout_s=settings.call.no_input_s),
         dialogue,
+        TransferRequester(renderer=services.renderer, style=speech_style(settings)),
         RenderedTTSService(renderer=services.renderer, style=speech_style(settings)),
         OutputPacer(),
         transport.output(),
     ]
     if recorder is not None:
-        processors.append(recorder)
+        processors += [AgentLegRecorder(), recorder]
     worker = PipelineWorker(
         Pipeline(processors),
         params=PipelineParams(audio_in_sample_rate=PIPELINE_RATE, audio_out_sample_rate=PIPELINE_RATE),

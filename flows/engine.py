@@ -31,6 +31,7 @@ class State(Enum):
     ANYTHING_ELSE = "anything_else"
     OFFER_HUMAN = "offer_human"
     HANDOFF = "handoff"
+    WITH_AGENT = "with_agent"     # a human has taken the call: the bot only listens
     ENDED = "ended"
 
 
@@ -93,6 +94,7 @@ class Conversation:
     no_input: int = 0
     last_texts: list[str] = field(default_factory=list)
     slots: dict[str, str] = field(default_factory=dict)
+    last_intent: str | None = None
 
     def _reply(self, texts: list[str], **kwargs) -> Reply:
         kwargs.setdefault("team", self.team)
@@ -108,7 +110,7 @@ class Conversation:
 
     async def on_text(self, text: str) -> Reply:
         said = normalize(text)
-        if self.state is State.ENDED:
+        if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         if not said:
             return self._not_understood()
@@ -144,6 +146,7 @@ class Conversation:
             return self._not_understood(score=route.score)
         qt = self.knowledge.question_types[route.intent]
         self.team = qt.team
+        self.last_intent = qt.id
         self.no_match = 0
         if qt.handoff_reason:
             prompt = "distress" if qt.team == "difficultes" else "handoff"
@@ -191,12 +194,35 @@ class Conversation:
         self.state = State.ENDED
         return self._reply([self.knowledge.prompt(prompt)])
 
+    def agent_briefing(self, handoff: Handoff) -> str:
+        """What the agent hears alone before a bridged transfer: team, topic, reason.
+        Nothing that identifies the caller."""
+        p = self.knowledge.prompts
+        b = p["agent_briefing"]
+        qt = self.knowledge.question_types.get(self.last_intent or "")
+        parts = [b["intro"], b["team"].format(team=p["team_names"].get(handoff.team, handoff.team)),
+                 b["topic"].format(topic=qt.description) if qt else b["no_topic"]]
+        reason = p["handoff_reasons"].get(handoff.reason)
+        if reason:
+            parts.append(b["reason"].format(reason=reason))
+        return " ".join(parts)
+
+    def on_agent_joined(self) -> None:
+        self.state = State.WITH_AGENT
+
+    def on_transfer_failed(self) -> Reply:
+        """No agent could take the call: the caller is told so and may go on with the bot."""
+        if self.state is not State.HANDOFF:
+            return self._reply([])
+        self.state = State.ANYTHING_ELSE
+        return self._reply([self.knowledge.prompt("transfer_failed")])
+
     async def on_dtmf(self, digits: str) -> Reply:
         keys = "".join(c for c in digits if c in "0123456789*#")
+        if self.state in (State.ENDED, State.WITH_AGENT):
+            return self._reply([])
         if not keys or len(digits) > 32:
             return self._reply([self.knowledge.prompt("keypad_invalid")])
-        if self.state is State.ENDED:
-            return self._reply([])
         if keys.startswith("0"):
             return self._handoff(self.team or "accueil", "demande_conseiller")
         if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) and keys[0] in "12":
@@ -204,7 +230,7 @@ class Conversation:
         return self._reply([self.knowledge.prompt("keypad_invalid")])
 
     def on_no_input(self) -> Reply:
-        if self.state is State.ENDED:
+        if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         if self.state is State.HANDOFF:
             # Holding for a human: silence is expected, a word now and then reassures.

@@ -68,7 +68,7 @@ class Knowledge:
                 for v in value.values():
                     walk(v)
 
-        walk(self.prompts)
+        walk({k: v for k, v in self.prompts.items() if k not in NOT_PRERENDERED})
         texts += [qt.answer.text for qt in self.question_types.values() if qt.answer]
         return texts
 
@@ -138,8 +138,11 @@ def _read_yaml(path: Path) -> Any:
 REQUIRED_PROMPTS = (
     "greeting", "anything_else", "listening", "no_match", "offer_human", "no_input",
     "confirm_retry", "handoff", "handoff_waiting", "distress", "action_unavailable",
-    "keypad_invalid", "goodbye", "goodbye_no_input",
+    "keypad_invalid", "goodbye", "goodbye_no_input", "transfer_failed", "agent_briefing", "team_names",
+    "handoff_reasons",
 )
+# Templates and names composed into the agent's briefing: not said to callers as they are.
+NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons")
 
 
 def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pjsua2 as pj
 
-from telephony.media_client import FRAME_BYTES, CallAudio, MediaStreamClient
+from telephony.media_client import FRAME_BYTES, CallAudio, MediaStreamClient, Transfer
 
 log = logging.getLogger("callbot.gateway")
 
@@ -40,6 +40,7 @@ class GatewaySettings:
     # Where transfers go, per routing team: "seuils=sip:seuils@pbx,*=sip:accueil@pbx".
     # Only these configured addresses are ever called or referred to (toll fraud).
     transfer_targets: str = ""
+    agent_answer_timeout_s: float = 30.0  # a bridged transfer's agent leg rings this long
 
     def transfer_uri(self, team: str) -> str | None:
         targets = dict(
@@ -76,6 +77,61 @@ class BridgePort(pj.AudioMediaPort):
             self.audio.from_caller(bytes(frame.buf))
 
 
+class WhisperPort(pj.AudioMediaPort):
+    """Plays the bot's briefing to the agent alone, then silence; `on_done` (media thread)
+    once it has all been played."""
+
+    def __init__(self, pcm: bytes, on_done: Callable[[], None]) -> None:
+        super().__init__()
+        self._frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+        self._next = 0
+        self._on_done: Callable[[], None] | None = on_done
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        if self._next < len(self._frames):
+            data = self._frames[self._next]
+            self._next += 1
+        else:
+            data = bytes(FRAME_BYTES)
+            done, self._on_done = self._on_done, None
+            if done is not None:
+                done()
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(data)
+        frame.size = FRAME_BYTES
+
+
+class AgentTapPort(pj.AudioMediaPort):
+    """Hears the agent of a bridged call, for the bot's recording."""
+
+    def __init__(self, audio: CallAudio) -> None:
+        super().__init__()
+        self.audio = audio
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            self.audio.from_agent(bytes(frame.buf))
+
+
+def _audio_port(port: pj.AudioMediaPort, name: str) -> pj.AudioMediaPort:
+    fmt = pj.MediaFormatAudio()
+    fmt.type = pj.PJMEDIA_TYPE_AUDIO
+    fmt.clockRate = 8000
+    fmt.channelCount = 1
+    fmt.bitsPerSample = 16
+    fmt.frameTimeUsec = 20000
+    port.createPort(name, fmt)
+    return port
+
+
+def _active_audio(call: pj.Call) -> pj.AudioMedia | None:
+    info = call.getInfo()  # held: its media vector dies with it (SWIG temporary)
+    for media in info.media:
+        if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            return call.getAudioMedia(media.index)
+    return None
+
+
 RETIRE_PORTS_AFTER_S = 5.0  # the media clock thread may still be inside a port's callback
 
 
@@ -88,6 +144,8 @@ class BotCall(pj.Call):
         self.port: BridgePort | None = None
         self.ended = asyncio.Event()
         self.client: MediaStreamClient | None = None
+        self.agent: AgentCall | None = None   # the agent leg of a bridged transfer
+        self.bridged = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
@@ -102,34 +160,35 @@ class BotCall(pj.Call):
                 # Not destroyed here, under the media thread's feet: retired, freed later.
                 self.gateway.retire_port(self.port)
                 self.port = None
+            agent, self.agent = self.agent, None
+            if agent is not None and agent.isActive():
+                agent.hangup(pj.CallOpParam(True))
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
-        info = self.getInfo()
-        for media in info.media:
-            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
-                continue
-            first = self.port is None
-            if first:
-                fmt = pj.MediaFormatAudio()
-                fmt.type = pj.PJMEDIA_TYPE_AUDIO
-                fmt.clockRate = 8000
-                fmt.channelCount = 1
-                fmt.bitsPerSample = 16
-                fmt.frameTimeUsec = 20000
-                self.port = BridgePort(self.audio)
-                self.port.createPort(f"bridge-{self.sid}", fmt)
-            # (Re)connected on every active media state: a re-INVITE (hold, codec
-            # change) may give the call a new conference slot.
-            call_media = self.getAudioMedia(media.index)
-            call_media.startTransmit(self.port)
+        call_media = _active_audio(self)
+        if call_media is None:
+            return
+        first = self.port is None
+        if first:
+            self.port = _audio_port(BridgePort(self.audio), f"bridge-{self.sid}")
+        # (Re)connected on every active media state: a re-INVITE (hold, codec
+        # change) may give the call a new conference slot.
+        call_media.startTransmit(self.port)
+        if self.bridged and self.agent is not None:
+            self.gateway.join(self, self.agent)
+        else:
             self.port.startTransmit(call_media)
-            if first:
-                self.gateway.start_stream(self, info.remoteUri, info.localUri)
+        if first:
+            info = self.getInfo()
+            self.gateway.start_stream(self, info.remoteUri, info.localUri)
 
-    def _transfer_requested(self, team: str) -> None:
+    def _transfer_requested(self, transfer: Transfer) -> None:
         """Media thread: the bot's last words before the transfer have been played."""
         sid, gateway = self.sid, self.gateway
-        gateway.run_in_main(lambda: gateway.blind_transfer(sid, team))
+        if transfer.bridged:
+            gateway.run_in_main(lambda: gateway.bridged_transfer(sid, transfer))
+        else:
+            gateway.run_in_main(lambda: gateway.blind_transfer(sid, transfer.team))
 
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
         log.info("call %s: transfer status %d %s", self.sid, prm.statusCode, prm.reason)
@@ -142,6 +201,49 @@ class BotCall(pj.Call):
         digit = str(prm.digit)[:1]
         if self.client is not None and digit in "0123456789*#ABCD":
             asyncio.run_coroutine_threadsafe(self.client.send_dtmf(digit), self.gateway.loop)
+
+
+class AgentCall(pj.Call):
+    """The gateway's call to an agent for a bridged transfer: the agent first hears the
+    bot's briefing alone, then the caller."""
+
+    def __init__(self, gateway: Gateway, account: pj.Account, caller_sid: str, transfer: Transfer) -> None:
+        super().__init__(account)
+        self.gateway = gateway
+        self.caller_sid = caller_sid
+        self.transfer = transfer
+        self.whisper: WhisperPort | None = None
+        self.tap: AgentTapPort | None = None
+        self.answered = False
+        self.deadline = time.monotonic() + gateway.settings.agent_answer_timeout_s
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.answered = True
+            log.info("call %s: agent answered", self.caller_sid)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            log.info("call %s: agent leg ended (%s)", self.caller_sid, info.lastReason)
+            for port in (self.whisper, self.tap):
+                if port is not None:
+                    self.gateway.retire_port(port)
+            self.whisper = self.tap = None
+            self.gateway.agent_leg_ended(self)
+            self.gateway.agent_legs.discard(self)  # released inside the callback, as BotCall
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        agent_media = _active_audio(self)
+        if agent_media is None:
+            return
+        caller = self.gateway.calls.get(self.caller_sid)
+        if caller is not None and caller.bridged:
+            self.gateway.join(caller, self)  # the agent's re-INVITE after the join
+        elif self.whisper is None:
+            sid, gateway = self.caller_sid, self.gateway
+            self.whisper = _audio_port(WhisperPort(self.transfer.whisper,
+                                                   lambda: gateway.run_in_main(lambda: gateway.bridge(sid))),
+                                       f"whisper-{sid}")
+            self.whisper.startTransmit(agent_media)
 
 
 class GatewayAccount(pj.Account):
@@ -157,6 +259,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.calls: dict[str, BotCall] = {}
+        self.agent_legs: set[AgentCall] = set()  # held until their DISCONNECTED callback
         self._ids = itertools.count(1)
         self._actions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -164,7 +267,7 @@ class Gateway:
         self._loop_thread = threading.Thread(target=self.loop.run_forever, name="gateway-asyncio", daemon=True)
         self.endpoint = pj.Endpoint()
         self.account: GatewayAccount | None = None
-        self._retired: list[tuple[float, BridgePort]] = []
+        self._retired: list[tuple[float, pj.AudioMediaPort]] = []
 
     def start(self) -> None:
         s = self.settings
@@ -207,7 +310,7 @@ class Gateway:
         self.account.create(account)
         log.info("SIP gateway listening on udp:%s:%d, bridging to %s", s.sip_address, s.sip_port, s.bot_url)
 
-    def retire_port(self, port: BridgePort) -> None:
+    def retire_port(self, port: pj.AudioMediaPort) -> None:
         self._retired.append((time.monotonic(), port))
 
     def _free_retired_ports(self) -> None:
@@ -220,6 +323,7 @@ class Gateway:
         while not self._stopping.is_set():
             self.endpoint.libHandleEvents(10)
             self._free_retired_ports()
+            self._ring_timeouts()
             while True:
                 try:
                     action = self._actions.get_nowait()
@@ -277,6 +381,80 @@ class Gateway:
             return
         log.info("call %s: blind transfer (REFER) for team %s", call.sid, team)
         call.xfer(uri, pj.CallOpParam(True))
+
+    def bridged_transfer(self, sid: str, transfer: Transfer) -> None:
+        """Calls the team's agent; the caller stays with the bot until the agent has heard
+        the briefing. Falls back to a blind transfer when no leg can be placed."""
+        call = self.calls.get(sid)
+        if call is None or call.agent is not None:
+            return
+        uri = self.settings.transfer_uri(transfer.team)
+        if uri is None:
+            log.warning("call %s: transfer to %r asked, but no target is configured", sid, transfer.team)
+            self._transfer_status(call, transfer.team, "failed")
+            return
+        agent = AgentCall(self, self.account, sid, transfer)
+        try:
+            agent.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as e:  # e.g. no call slot left in this process
+            log.warning("call %s: agent leg not placed (%s): blind transfer instead", sid, e.reason)
+            self.blind_transfer(sid, transfer.team)
+            return
+        call.agent = agent
+        self.agent_legs.add(agent)
+        log.info("call %s: bridged transfer for team %s, calling the agent", sid, transfer.team)
+
+    def bridge(self, sid: str) -> None:
+        """The agent has heard the briefing: caller and agent now hear each other."""
+        call = self.calls.get(sid)
+        if call is None or call.agent is None or call.bridged:
+            return
+        agent = call.agent
+        if agent.whisper is not None:
+            agent_media = _active_audio(agent)
+            if agent_media is not None:
+                agent.whisper.stopTransmit(agent_media)
+        call.bridged = True
+        self.join(call, agent)
+        log.info("call %s: caller and agent bridged", sid)
+        self._transfer_status(call, agent.transfer.team, "bridged")
+
+    def join(self, call: BotCall, agent: AgentCall) -> None:
+        """Connects caller and agent (again after a re-INVITE); the bot keeps hearing the
+        caller and now the agent, for the recording, and is no longer heard."""
+        caller_media, agent_media = _active_audio(call), _active_audio(agent)
+        if caller_media is None or agent_media is None:
+            return
+        if call.port is not None:
+            call.port.stopTransmit(caller_media)
+        caller_media.startTransmit(agent_media)
+        agent_media.startTransmit(caller_media)
+        if agent.tap is None:
+            agent.tap = _audio_port(AgentTapPort(call.audio), f"tap-{call.sid}")
+        agent_media.startTransmit(agent.tap)
+
+    def agent_leg_ended(self, agent: AgentCall) -> None:
+        call = self.calls.get(agent.caller_sid)
+        if call is None or call.agent is not agent:
+            return
+        call.agent = None
+        if call.bridged:
+            call.hangup(pj.CallOpParam(True))  # the agent closed the conversation
+        else:
+            self._transfer_status(call, agent.transfer.team, "failed")
+
+    def _ring_timeouts(self) -> None:
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            agent = call.agent
+            if agent is not None and not agent.answered and now > agent.deadline and agent.isActive():
+                log.info("call %s: the agent did not answer in time", call.sid)
+                agent.deadline = float("inf")
+                agent.hangup(pj.CallOpParam(True))
+
+    def _transfer_status(self, call: BotCall, team: str, status: str) -> None:
+        if call.client is not None:
+            asyncio.run_coroutine_threadsafe(call.client.send_transfer_status(team, status), self.loop)
 
     def start_stream(self, call: BotCall, remote_uri: str, local_uri: str) -> None:
         client = MediaStreamClient(self.settings.bot_url, call.sid, _user(remote_uri), _user(local_uri),

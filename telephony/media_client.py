@@ -27,9 +27,15 @@ class Mark:
 
 @dataclass
 class Transfer:
-    """Queued behind the bot's last words: the transfer starts once they are played."""
+    """Queued behind the bot's last words: the transfer starts once they are played.
+
+    `bridged`: the gateway calls the agent, plays `whisper` (8 kHz PCM, the bot's
+    briefing) to the agent alone, then joins caller and agent. Otherwise a blind REFER.
+    """
 
     team: str
+    bridged: bool = False
+    whisper: bytes = b""
 
 
 @dataclass
@@ -42,19 +48,25 @@ class CallAudio:
 
     loop: asyncio.AbstractEventLoop
     inbound: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=500))
+    agent_inbound: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=500))
     to_caller: collections.deque = field(default_factory=collections.deque)
     played_marks: asyncio.Queue = field(default_factory=asyncio.Queue)
-    on_transfer: Callable[[str], None] | None = None  # media thread, when a Transfer is reached
+    on_transfer: Callable[[Transfer], None] | None = None  # media thread, when a Transfer is reached
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def from_caller(self, pcm: bytes) -> None:
         """Media thread: a 20 ms frame heard from the caller."""
         self.loop.call_soon_threadsafe(self._put, pcm)
 
-    def _put(self, pcm: bytes) -> None:
-        if self.inbound.full():  # the bot is not reading: drop the oldest, never block the media thread
-            self.inbound.get_nowait()
-        self.inbound.put_nowait(pcm)
+    def from_agent(self, pcm: bytes) -> None:
+        """Media thread: a 20 ms frame heard from the agent of a bridged transfer."""
+        self.loop.call_soon_threadsafe(self._put, pcm, self.agent_inbound)
+
+    def _put(self, pcm: bytes, into: asyncio.Queue | None = None) -> None:
+        into = self.inbound if into is None else into
+        if into.full():  # the bot is not reading: drop the oldest, never block the media thread
+            into.get_nowait()
+        into.put_nowait(pcm)
 
     def next_frame(self) -> bytes:
         """Media thread: the next 20 ms to play to the caller (silence when none)."""
@@ -66,7 +78,7 @@ class CallAudio:
                     continue
                 if isinstance(item, Transfer):
                     if self.on_transfer is not None:
-                        self.on_transfer(item.team)
+                        self.on_transfer(item)
                     continue
                 return item
         return bytes(FRAME_BYTES)
@@ -80,9 +92,9 @@ class CallAudio:
         with self._lock:
             self.to_caller.append(Mark(name))
 
-    def queue_transfer(self, team: str) -> None:
+    def queue_transfer(self, transfer: Transfer) -> None:
         with self._lock:
-            self.to_caller.append(Transfer(team))
+            self.to_caller.append(transfer)
 
     def clear(self) -> None:
         """Barge-in: what the bot queued is dropped at once; pending marks are reported."""
@@ -122,7 +134,8 @@ class MediaStreamClient:
                 # "gateway" tells the bot it may ask this peer for transfers (not a Twilio event).
                 "customParameters": {"caller": self.caller, "called": self.called, "gateway": "callbot"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-            tasks = [asyncio.create_task(c) for c in (self._uplink(), self._downlink(), self._marks())]
+            tasks = [asyncio.create_task(c) for c in (self._uplink(), self._agent_uplink(), self._downlink(),
+                                                      self._marks())]
             stopper = asyncio.create_task(hangup.wait())
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             reason = "caller_hung_up" if stopper in done else "bot_closed"
@@ -133,6 +146,11 @@ class MediaStreamClient:
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
             await ws.close()
             return reason
+
+    async def send_transfer_status(self, team: str, status: str) -> None:
+        """Our own event, not Twilio's: how a bridged transfer went ('bridged', 'failed')."""
+        await self._send({"event": "transfer", "streamSid": self.stream_sid,
+                          "transfer": {"team": team, "status": status}})
 
     async def send_dtmf(self, digit: str) -> None:
         await self._send({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"digit": digit}})
@@ -148,6 +166,17 @@ class MediaStreamClient:
             payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode()
             await self._send({"event": "media", "sequenceNumber": str(sequence), "streamSid": self.stream_sid,
                               "media": {"track": "inbound", "payload": payload}})
+            sequence += 1
+
+    async def _agent_uplink(self) -> None:
+        """During a bridged transfer: the agent's voice, as Twilio's 'outbound' track (what the
+        caller hears), so that the bot's recording keeps both sides of the call."""
+        sequence = 1
+        while True:
+            pcm = await self.audio.agent_inbound.get()
+            payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode()
+            await self._send({"event": "media", "sequenceNumber": str(sequence), "streamSid": self.stream_sid,
+                              "media": {"track": "outbound", "payload": payload}})
             sequence += 1
 
     async def _downlink(self) -> None:
@@ -169,7 +198,11 @@ class MediaStreamClient:
                 elif event == "mark":
                     self.audio.queue_mark(str(message.get("mark", {}).get("name", "")))
                 elif event == "transfer":
-                    self.audio.queue_transfer(str(message.get("transfer", {}).get("team", ""))[:32])
+                    transfer = message.get("transfer", {})
+                    whisper = ulaw_to_pcm16(base64.b64decode(transfer.get("whisper", "")))
+                    self.audio.queue_transfer(Transfer(
+                        team=str(transfer.get("team", ""))[:32], bridged=transfer.get("mode") == "bridged",
+                        whisper=whisper[:len(whisper) - len(whisper) % FRAME_BYTES]))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 log.warning("call %s: bad message from the bot ignored: %s", self.call_sid, e)
 

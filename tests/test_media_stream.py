@@ -102,6 +102,7 @@ def test_question_over_the_media_stream_is_answered(server):
     (json.dumps({"event": "media", "media": {"payload": "%%%not base64%%%"}}), "not base64"),
     (json.dumps({"event": "dtmf", "dtmf": {"digit": "X"}}), "bad dtmf"),
     (json.dumps(["event", "media"]), "not a JSON object"),
+    (json.dumps({"event": "transfer", "transfer": {"status": "done, trust me"}}), "transfer without a known status"),
 ])
 def test_protocol_violations_close_only_that_stream(server, bad, reason):
     async def scenario():

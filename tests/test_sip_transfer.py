@@ -1,12 +1,19 @@
-"""Blind transfer: key 0 on a phone call -> the bot hands off -> the gateway sends REFER
-to the configured agent address -> the caller's phone calls the agent."""
+"""Transfers from a phone call to an agent (a baresip peer): blind (REFER: the caller's
+phone calls the agent) and bridged (the gateway calls the agent, briefs them, joins both)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from bot.caller_sim import bot_server, free_udp_port, sip_gateway, timeline, write_wav
-from telephony.sip_caller import SipCallee, place_call
+from bot.caller_sim import CallerVoice, bot_server, free_udp_port, sip_gateway, timeline, write_wav
+from bot.caller_sim import read_wav as read_stereo
+from telephony.sip_caller import SipCallee, place_call, read_wav
+from tests.callers import spectral_match
+from tests.test_sip_calls import sip_calls, telephone
+from voice.codecs import resample
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_key_zero_transfers_the_caller_to_the_agent(tmp_path):
     agent_port = free_udp_port()
     silence = write_wav(tmp_path / "silence.wav", timeline([(40.0, None)]), 16000)
-    with bot_server(tmp_path) as server, \
+    with bot_server(tmp_path, CALLBOT_CALL_TRANSFER_MODE="blind") as server, \
             sip_gateway(tmp_path, server.url.replace("http", "ws") + "/ws/media",
                         CALLBOT_SIP_TRANSFER_TARGETS=f"*=sip:agent@127.0.0.1:{agent_port}") as gateway, \
             SipCallee(silence, workdir=tmp_path / "agent", port=agent_port, user="agent") as agent:
@@ -32,3 +39,78 @@ def test_key_zero_transfers_the_caller_to_the_agent(tmp_path):
     # and the bot finished its sentence before the transfer
     handoff_turn = next(t for t in record["turns"] if t["speaker"] == "bot" and "conseiller" in t["text"])
     assert handoff_turn["tts_ms"] is not None
+
+
+def test_bridged_transfer_briefs_the_agent_then_joins_caller_and_agent(tmp_path):
+    """Key 0 -> the gateway calls the agent, who alone hears the bot's briefing, then
+    caller and agent talk while the bot's recording keeps both sides."""
+    from bot.config import load_settings
+    from bot.services import make_speech_engine, speech_style
+    from voice.speech_renderer import SpeechRenderer
+
+    voice = CallerVoice()
+    caller_words = voice.say("Bonjour, j'ai reçu une lettre de relance pour ma déclaration.")
+    agent_words = voice.say("Bonjour madame, je suis Claire, conseillère, je vois votre dossier.")
+    caller_wav = write_wav(tmp_path / "caller.wav", timeline([(30.0, caller_words), (14.0, None)]), 16000)
+    agent_wav = write_wav(tmp_path / "agent.wav", timeline([(20.0, agent_words), (20.0, None)]), 16000)
+    agent_port = free_udp_port()
+    with bot_server(tmp_path) as server, \
+            sip_gateway(tmp_path, server.url.replace("http", "ws") + "/ws/media",
+                        CALLBOT_SIP_TRANSFER_TARGETS=f"*=sip:agent@127.0.0.1:{agent_port}") as gateway, \
+            SipCallee(agent_wav, workdir=tmp_path / "agent", port=agent_port, user="agent",
+                      hangup_after_s=32.0) as agent:
+        result = place_call(gateway.uri, caller_wav, workdir=tmp_path / "caller", duration_s=60.0,
+                            dtmf=[(2.0, "0")])
+        agent_side = agent.stop()
+        record = server.wait_for(sip_calls(server)[-1]["id"], lambda r: r["ended_at"] is not None, timeout=20)
+    assert result.established and agent_side.established, (result.log[-2000:], agent_side.log[-2000:])
+    kinds = [e["kind"] for e in record["events"]]
+    assert "transfer_requested" in kinds and "transfer_bridged" in kinds, record["events"]
+    assert record["outcome"] == "transferred"
+    # the agent ended the conversation: the gateway hung up the caller
+    assert result.closed_by_remote
+    assert "blind transfer" not in gateway.log_path.read_text()
+
+    settings = load_settings()
+    renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+    requested = next(e for e in record["events"] if e["kind"] == "transfer_requested")["data"]
+    assert requested["mode"] == "bridged" and "Équipe accueil" in requested["briefing"]
+    briefing = telephone(np.frombuffer(renderer.render(requested["briefing"], speech_style(settings)),
+                                       np.int16)[:32000])
+
+    def heard(side) -> np.ndarray:
+        samples, rate = read_wav(side.recording)
+        return resample(samples.astype(np.float32), rate, 16000)
+
+    agent_heard, caller_heard = heard(agent_side), heard(result)
+    # the briefing was for the agent's ears only
+    assert spectral_match(agent_heard, briefing) > 0.9
+    assert spectral_match(caller_heard, briefing) < 0.85
+    # then each heard the other
+    assert spectral_match(agent_heard, telephone(caller_words)) > 0.9
+    assert spectral_match(caller_heard, telephone(agent_words)) > 0.9
+    # and the bot's recording kept both sides: caller left, agent right
+    samples, _, channels = read_stereo(Path(record["recording"]))
+    assert channels == 2
+    stereo = samples.reshape(-1, 2).astype(np.float32)
+    assert spectral_match(stereo[:, 1], telephone(agent_words)) > 0.9
+    assert spectral_match(stereo[:, 0], telephone(caller_words)) > 0.9
+
+
+def test_agent_who_does_not_answer_leaves_the_caller_with_the_bot(tmp_path):
+    nobody = free_udp_port()  # no agent listens there: the leg rings out
+    silence = write_wav(tmp_path / "silence.wav", timeline([(40.0, None)]), 16000)
+    with bot_server(tmp_path) as server, \
+            sip_gateway(tmp_path, server.url.replace("http", "ws") + "/ws/media",
+                        CALLBOT_SIP_TRANSFER_TARGETS=f"*=sip:agent@127.0.0.1:{nobody}",
+                        CALLBOT_SIP_AGENT_ANSWER_TIMEOUT_S="3") as gateway:
+        result = place_call(gateway.uri, silence, workdir=tmp_path / "caller", duration_s=25.0,
+                            dtmf=[(2.0, "0")])
+        record = server.wait_for(sip_calls(server)[-1]["id"], lambda r: r["ended_at"] is not None, timeout=20)
+    assert result.established, result.log[-2000:]
+    kinds = [e["kind"] for e in record["events"]]
+    assert "transfer_requested" in kinds and "transfer_failed" in kinds, record["events"]
+    assert record["outcome"] != "transferred"
+    told = [t["text"] for t in record["turns"] if t["speaker"] == "bot"]
+    assert any("aucun conseiller n'a pu prendre votre appel" in t for t in told), told
+    assert "did not answer in time" in gateway.log_path.read_text()

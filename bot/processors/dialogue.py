@@ -14,7 +14,6 @@ from pipecat.frames.frames import (
     Frame,
     InputDTMFFrame,
     InputTransportMessageFrame,
-    OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
@@ -24,7 +23,13 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.call_log import CallLog
-from bot.processors.frames import BackchannelFrame, CallConnectedFrame, CallerSilentFrame
+from bot.processors.frames import (
+    BackchannelFrame,
+    CallConnectedFrame,
+    CallerSilentFrame,
+    TransferRequestFrame,
+    TransferStatusFrame,
+)
 from flows.engine import Conversation, Reply, State, normalize
 
 log = logging.getLogger("callbot.dialogue")
@@ -42,12 +47,13 @@ class _Pending:
 
 
 class DialogueProcessor(FrameProcessor):
-    def __init__(self, *, conversation: Conversation, call: CallLog, can_transfer: bool = False,
+    def __init__(self, *, conversation: Conversation, call: CallLog, transfer_mode: str | None = None,
                  **kwargs) -> None:
+        """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human."""
         super().__init__(**kwargs)
         self._conversation = conversation
         self._call = call
-        self._can_transfer = can_transfer
+        self._transfer_mode = transfer_mode
         self._speech_start: float | None = None
         self._speech_end: float | None = None
         self._bot_speaking = False
@@ -58,6 +64,8 @@ class DialogueProcessor(FrameProcessor):
     @property
     def outcome(self) -> str | None:
         """How the conversation ended, None while it goes on."""
+        if self._conversation.state is State.WITH_AGENT:
+            return "transferred"
         if self._conversation.state is State.HANDOFF:
             return "handoff"
         return "completed" if self._ending else None
@@ -84,6 +92,9 @@ class DialogueProcessor(FrameProcessor):
             return
         if isinstance(frame, BackchannelFrame):
             self._over_bot = True
+            return
+        if isinstance(frame, TransferStatusFrame):
+            await self._on_transfer_status(frame)
             return
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._speech_start = time.monotonic() - frame.start_secs
@@ -143,14 +154,24 @@ class DialogueProcessor(FrameProcessor):
                                  speech_end=speech_end, transcript_at=transcript_at)
         await self._client_message("bot", text)
         await self.push_frame(TTSSpeakFrame(text))
-        if reply.handoff and self._can_transfer:
+        if reply.handoff and self._transfer_mode:
             # In order after the words: the gateway transfers once they have been played.
-            await self.push_frame(OutputTransportMessageFrame(
-                message={"event": "transfer", "transfer": {"team": reply.handoff.team, "mode": "blind"}}))
-            await self._call.event("transfer_requested", {"team": reply.handoff.team, "mode": "blind"})
+            briefing = self._conversation.agent_briefing(reply.handoff) if self._transfer_mode == "bridged" else ""
+            await self.push_frame(TransferRequestFrame(team=reply.handoff.team, mode=self._transfer_mode,
+                                                       briefing=briefing))
+            await self._call.event("transfer_requested", {"team": reply.handoff.team, "mode": self._transfer_mode,
+                                                          "briefing": briefing})
         if reply.ended and not self._ending:
             self._ending = True
             await self.push_frame(EndWorkerFrame(reason="conversation ended"))
+
+    async def _on_transfer_status(self, frame: TransferStatusFrame) -> None:
+        await self._call.event("transfer_" + frame.status, {"team": frame.team})
+        if frame.status == "bridged":
+            log.info("call %s: an agent of team %s has the call", self._call.call_id, frame.team)
+            self._conversation.on_agent_joined()
+        else:
+            await self._say(self._conversation.on_transfer_failed(), speech_end=None, transcript_at=time.monotonic())
 
     async def _commit_bot_turn(self) -> None:
         pending, self._pending = self._pending, None

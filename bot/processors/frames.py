@@ -21,3 +21,31 @@ class CallConnectedFrame(DataFrame):
 class BackchannelFrame(SystemFrame):
     """The caller's last speech over the bot was short: its transcript is not a turn
     if it is only "oui", "hmm" and the like."""
+
+
+@dataclass
+class TransferRequestFrame(DataFrame):
+    """The dialogue hands the call to a human: after the words before it, the gateway
+    transfers. `briefing` is what the agent hears alone first (bridged transfer)."""
+
+    team: str = ""
+    mode: str = "bridged"
+    briefing: str = ""
+
+
+@dataclass
+class TransferStatusFrame(SystemFrame):
+    """From the gateway: the bridged transfer's agent has joined ('bridged') or could not
+    be reached ('failed')."""
+
+    team: str = ""
+    status: str = ""
+
+
+@dataclass
+class AgentAudioFrame(SystemFrame):
+    """What the agent says during a bridged transfer (the caller already hears it through
+    the gateway): for the call's recording only, never played."""
+
+    audio: bytes = b""
+    sample_rate: int = 16000
