@@ -181,6 +181,8 @@ class BotCall(pj.Call):
         if first:
             info = self.getInfo()
             self.gateway.start_stream(self, info.remoteUri, info.localUri)
+        else:
+            log.info("call %s: media reconnected after a re-INVITE", self.sid)
 
     def _transfer_requested(self, transfer: Transfer) -> None:
         """Media thread: the bot's last words before the transfer have been played."""

@@ -349,7 +349,8 @@ class _Baresip:
 
 
 def place_call(uri: str, wav: Path, *, workdir: Path, duration_s: float,
-               dtmf: Iterable[tuple[float, str]] = (), local_port: int | None = None,
+               dtmf: Iterable[tuple[float, str]] = (), commands: Iterable[tuple[float, str]] = (),
+               local_port: int | None = None,
                codecs: tuple[str, ...] = ("PCMU", "PCMA"), answer_timeout_s: float = 15.0,
                user: str = "caller") -> SipCallResult:
     """Call `uri` from 127.0.0.1 and return what happened (blocks; safe from threads).
@@ -357,7 +358,8 @@ def place_call(uri: str, wav: Path, *, workdir: Path, duration_s: float,
     `wav` (16-bit PCM, any rate; stereo is mixed down) is resampled to the first codec's
     rate and played as the microphone from the moment media starts (the answer), then
     silence. What the far end sends is recorded. Each `(t, digit)` of `dtmf` is sent at
-    `t` seconds after the answer as RFC 4733 telephone-event. The call is hung up (BYE)
+    `t` seconds after the answer as RFC 4733 telephone-event; each `(t, command)` of
+    `commands` is a baresip menu command sent then ("/hold", "/resume": re-INVITEs). The call is hung up (BYE)
     `duration_s` after the answer, or ends earlier when the remote hangs up. Calls not
     answered within `answer_timeout_s` are cancelled (`established` False).
     `local_port` is the caller's SIP port (UDP and TCP), a free one by default; files go
@@ -365,10 +367,11 @@ def place_call(uri: str, wav: Path, *, workdir: Path, duration_s: float,
     """
     if not uri.startswith(("sip:", "sips:")):
         uri = "sip:" + uri
-    schedule = sorted((float(t), str(d)) for t, d in dtmf)
-    for _, digit in schedule:
+    for _, digit in dtmf:
         if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise ValueError(f"DTMF digit {digit!r}: one of {''.join(sorted(DTMF_DIGITS))} expected")
+    schedule = sorted([(float(t), f"/sndcode {d.upper()}") for t, d in dtmf]
+                      + [(float(t), str(c)) for t, c in commands])
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     lifetime = answer_timeout_s + duration_s + 30
@@ -382,10 +385,10 @@ def place_call(uri: str, wav: Path, *, workdir: Path, duration_s: float,
                     answer_timeout_s)
         answered_at = bs.established_at
         if answered_at is not None:
-            for t, digit in schedule:
+            for t, command in schedule:
                 if bs.wait_for(lambda: bs.ended, answered_at + t - time.monotonic()):
                     break
-                bs.command(f"/sndcode {digit.upper()}")
+                bs.command(command)
             bs.wait_for(lambda: bs.ended, answered_at + duration_s - time.monotonic())
             with bs._cond:
                 closed_by_remote = bs.ended and bs.remote_closed

@@ -111,6 +111,26 @@ def test_caller_hanging_up_while_the_bot_speaks_closes_the_record(stack, tmp_pat
     assert greeting["speaker"] == "bot" and greeting["text"].startswith("Bonjour")
 
 
+def test_question_after_hold_and_resume_is_answered(stack, greeting_s, tmp_path):
+    """The caller's phone puts the bot on hold then resumes (two re-INVITEs): the media
+    is reconnected and the conversation goes on."""
+    server, gateway, _ = stack
+    voice = CallerVoice()
+    wav = write_wav(tmp_path / "later.wav",
+                    timeline([(greeting_s + 8.0, voice.say(QUESTION)), (12.0, None)]), 16000)
+    before = len(sip_calls(server))
+    result = place_call(gateway.uri, wav, workdir=tmp_path / "hold", duration_s=greeting_s + 20,
+                        commands=[(greeting_s + 1.0, "/hold"), (greeting_s + 5.0, "/resume")])
+    assert result.established, result.log[-2000:]
+    assert "call: hold" in result.log and "call: resume" in result.log, result.log[-2000:]
+    record = server.wait_for(sip_calls(server)[before]["id"], lambda r: r["ended_at"] is not None, timeout=15)
+    # the question said after the resume reached the bot, which answered it (baresip 1.0's
+    # sndfile filter stops dumping received audio at a hold: the caller's side is not checked)
+    assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"]), record
+    assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"]), record
+    assert "media reconnected after a re-INVITE" in gateway.log_path.read_text()
+
+
 def test_five_simultaneous_calls(stack, question_wav, greeting_s, tmp_path):
     server, _, proxy = stack
     before = len(sip_calls(server))
