@@ -57,6 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_actions:
         actions = start_action_server(5055)
         children += [actions] if actions else []
+        if not os.environ.get("CALLBOT_SI_URL"):
+            # No real information system configured: the actions talk to the demo one.
+            children.append(start_demo_si())
     if args.sip:
         # The telephony path runs in its own processes: it talks to this server over the
         # media-stream WebSocket only.
@@ -76,6 +79,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return 0
+
+
+def start_demo_si(port: int = 5056) -> subprocess.Popen:
+    """The demo information system (stdlib only), its database built on first start."""
+    return subprocess.Popen([sys.executable, "-m", "flows.actions.demo_si", "serve", "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def cmd_demo_si(args: argparse.Namespace) -> int:
+    from flows.actions.demo_si.__main__ import run
+
+    return run(args)
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
@@ -115,6 +130,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     french = piper.french_piper_voices()
     print(f"voice   {'Piper ' + french[0] if french else 'Kokoro (offline default; no French Piper voice provisioned)'}")
     if args.action == "provision" and not failed:
+        failed += _train_router(force=False)
         failed += _prerender()
     return 1 if failed else 0
 
@@ -150,6 +166,31 @@ def _prerender() -> int:
     done = renderer.prerender(texts, speech_style(settings))
     print(f"audio   {renderer.engine.name}: {done} clauses rendered, {len(texts)} texts cached")
     return 0
+
+
+def _train_router(force: bool) -> int:
+    """The intent classifier built now, so that the server finds it when it starts."""
+    from flows.intent_classifier import FOLDS
+    from flows.knowledge import load_knowledge
+    from flows.router import build_classifier
+
+    settings = load_settings()
+    model, path, trained = build_classifier(load_knowledge(), settings.var_dir / "router", force=force)
+    threshold = model.acceptance_threshold(settings.router.max_false_rejection)
+    info = model.info
+    print(f"router  {path} ({'trained now' if trained else 'already up to date'})")
+    print(f"        {info['types']} question types, {info['phrasings']} phrasings, "
+          f"{info['out_of_scope_sentences']} out-of-scope sentences; trained in {info['seconds']:.1f} s")
+    print(f"        out-of-fold ({FOLDS}-fold, phrasings never seen in training): type accuracy "
+          f"{100 * info['oof_type_accuracy']:.1f} %, team accuracy {100 * info.get('oof_team_accuracy', 0):.1f} %")
+    rejected = [s is None or s < threshold for s in info.get("oof_out_of_scope_scores", [])]
+    print(f"        calibration: temperature {model.temperature:.3f}, acceptance threshold {threshold:.2f}"
+          + (f", out-of-scope sentences rejected {100 * sum(rejected) / len(rejected):.1f} %" if rejected else ""))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _train_router(force=args.force)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -208,6 +249,14 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_bench_intents(args: argparse.Namespace) -> int:
+    from bot.bench_intents import main as bench_intents
+
+    settings = load_settings()
+    return bench_intents(settings.var_dir / "router", settings.router, as_json=args.json,
+                         holdout=args.holdout, seed=args.seed, sweep=args.sweep, repeats=args.repeats)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_latency_bench
 
@@ -226,10 +275,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("actions", help="rasa-sdk action server")
     p.add_argument("--port", type=int, default=5055)
     p.set_defaults(func=cmd_actions)
+    p = sub.add_parser("demo-si", help="demo information system: init (build the SQLite database), "
+                       "serve (its REST API for the actions), list (demo accounts by case)")
+    from flows.actions.demo_si.__main__ import add_arguments as demo_si_arguments
+
+    demo_si_arguments(p)
+    p.set_defaults(func=cmd_demo_si)
     p = sub.add_parser("models", help="check, provision or fetch models")
     p.add_argument("action", nargs="?", default="check", choices=["check", "provision", "verify", "fetch-voice"])
     p.add_argument("name", nargs="?", help="voice name for fetch-voice, e.g. fr_FR-siwis-medium")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("train", help="train the intent router's classifier on the question data (cached)")
+    p.add_argument("--force", action="store_true", help="train again even if the data did not change")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("transcribe", help="print the transcript of audio files")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_transcribe)
@@ -247,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--channel", choices=["text", "webrtc", "sip"], default="webrtc")
     b.add_argument("--turns", type=int, default=20)
     b.set_defaults(func=cmd_bench)
+    b = bench.add_parser("intents", help="router accuracy on held-out phrasings, rejection, confusions, time")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--holdout", type=float, default=0.25, help="share of each type's phrasings held out")
+    b.add_argument("--seed", type=int, default=7)
+    b.add_argument("--sweep", action="store_true", help="also decide under other router settings")
+    b.add_argument("--repeats", type=int, default=1, help="also average over this many splits (seeds)")
+    b.set_defaults(func=cmd_bench_intents)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:

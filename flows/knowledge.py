@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+from flows.schema import TEAMS, Flow, FlowFile, QuestionFile, QuestionType
+
+__all__ = ["TEAMS", "DataError", "Flow", "Knowledge", "QuestionType", "load_knowledge"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-TEAMS = (
-    "declaration", "paiement", "cotisations", "creation", "cessation", "attestations",
-    "compte", "seuils", "employeur", "recouvrement", "difficultes", "hors_perimetre", "accueil",
-)
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+M = TypeVar("M", bound=BaseModel)
 
 
 class DataError(ValueError):
@@ -24,27 +24,10 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
-class Answer:
-    text: str
-    source: str
-    checked: date
-
-
-@dataclass(frozen=True)
-class QuestionType:
-    id: str
-    team: str
-    description: str
-    phrasings: tuple[str, ...]
-    answer: Answer | None = None
-    action: str | None = None
-    handoff_reason: str | None = None
-
-
-@dataclass(frozen=True)
 class Knowledge:
     question_types: dict[str, QuestionType]
     prompts: dict[str, Any]
+    flows: dict[str, Flow] = field(default_factory=dict)
     out_of_scope: tuple[str, ...] = ()
     fingerprint: str = field(default="")
 
@@ -70,69 +53,94 @@ class Knowledge:
 
         walk({k: v for k, v in self.prompts.items() if k not in NOT_PRERENDERED})
         texts += [qt.answer.text for qt in self.question_types.values() if qt.answer]
+        for flow in self.flows.values():
+            for step in flow.steps:
+                texts += [t for t in (step.say, step.prompt, step.keypad, *step.retry) if t and "{" not in t]
         return texts
 
 
-def _fail(path: Path, where: str, problem: str) -> DataError:
-    return DataError(f"{path.name}: {where}: {problem}")
+def _lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Line (1-based) of every node of a YAML document, by its path of keys and indexes."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[path + (key.value,)] = key.start_mark.line + 1
+                walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                walk(value, path + (i,))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
 
 
-def _parse_question(path: Path, index: int, raw: Any) -> QuestionType:
-    where = f"question_types[{index}]"
-    if not isinstance(raw, dict):
-        raise _fail(path, where, "must be a mapping")
-    qid = raw.get("id")
-    if not isinstance(qid, str) or not _ID.match(qid):
-        raise _fail(path, where, f"id {qid!r} must be snake_case")
-    where = f"question type '{qid}'"
-    team = raw.get("team")
-    if team not in TEAMS:
-        raise _fail(path, where, f"team {team!r} is not one of {', '.join(TEAMS)}")
-    phrasings = raw.get("phrasings")
-    if not isinstance(phrasings, list) or len(phrasings) < 3 or not all(
-        isinstance(p, str) and p.strip() for p in phrasings
-    ):
-        raise _fail(path, where, "phrasings must be a list of at least 3 non-empty strings")
-    answer = None
-    if "answer" in raw:
-        a = raw["answer"]
-        if not isinstance(a, dict) or not all(k in a for k in ("text", "source", "checked")):
-            raise _fail(path, where, "answer needs text, source and checked")
-        checked = a["checked"]
-        if not isinstance(checked, date):
-            raise _fail(path, where, f"answer.checked {checked!r} must be a date YYYY-MM-DD")
-        if not str(a["source"]).startswith("https://"):
-            raise _fail(path, where, "answer.source must be an https URL")
-        answer = Answer(text=" ".join(str(a["text"]).split()), source=str(a["source"]), checked=checked)
-    action = raw.get("action")
-    handoff = raw.get("handoff")
-    handoff_reason = handoff.get("reason") if isinstance(handoff, dict) else None
-    if handoff is not None and not handoff_reason:
-        raise _fail(path, where, "handoff needs a reason")
-    if answer is None and action is None and handoff_reason is None:
-        raise _fail(path, where, "needs an answer, an action or a handoff")
-    if team == "difficultes" and handoff_reason is None:
-        raise _fail(path, where, "a 'difficultes' question type always ends with a handoff")
-    return QuestionType(
-        id=qid,
-        team=team,
-        description=str(raw.get("description", "")),
-        phrasings=tuple(" ".join(p.split()) for p in phrasings),
-        answer=answer,
-        action=action,
-        handoff_reason=handoff_reason,
-    )
-
-
-def _read_yaml(path: Path) -> Any:
+def _validate(path: Path, model: type[M], label: Callable[[tuple[Any, ...], Any], str]) -> M:
+    """Parses and validates a file; the first problem becomes one DataError line:
+    "<file>: line <n>: <entry>: <problem>"."""
+    text = _read_text(path)
+    raw = _parse_yaml(path, text)
     try:
-        return yaml.safe_load(path.read_text("utf-8"))
+        return model.model_validate(raw)
+    except ValidationError as e:
+        error = e.errors()[0]
+        loc = tuple(error["loc"])
+        lines = _lines(text)
+        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = f"{loc[-1]} is missing"
+        elif error["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        where = label(loc, raw)
+        raise DataError(f"{_name(path)}: line {line}: {where + ': ' if where else ''}{message}") from None
+
+
+def _name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}" if path.parent.name in ("questions", "flows") else path.name
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
     except FileNotFoundError as e:
-        raise DataError(f"{path}: file not found") from e
+        raise DataError(f"{_name(path)}: file not found") from e
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark else "?"
-        raise DataError(f"{path.name}: {line}: invalid YAML: {getattr(e, 'problem', e)}") from e
+        raise DataError(f"{_name(path)}: {line}: invalid YAML: {getattr(e, 'problem', e)}") from e
+
+
+def _read_yaml(path: Path) -> Any:
+    return _parse_yaml(path, _read_text(path))
+
+
+def _question_label(loc: tuple[Any, ...], raw: Any) -> str:
+    if len(loc) >= 2 and loc[0] == "question_types" and isinstance(loc[1], int):
+        try:
+            qid = raw["question_types"][loc[1]].get("id")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            qid = None
+        return f"question type '{qid}'" if isinstance(qid, str) else f"question_types[{loc[1]}]"
+    return ""
+
+
+def _flow_label(loc: tuple[Any, ...], raw: Any) -> str:
+    if len(loc) >= 2 and loc[0] == "flows":
+        where = f"flow '{loc[1]}'"
+        if len(loc) >= 4 and loc[2] == "steps":
+            where += f" step {loc[3] + 1}"
+        return where
+    return ""
 
 
 REQUIRED_PROMPTS = (
@@ -147,17 +155,23 @@ NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons")
 
 def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
     question_paths = sorted((data_dir / "questions").glob("*.yaml"))
+    flow_paths = sorted((data_dir / "flows").glob("*.yaml"))
     prompts_path = data_dir / "prompts.yaml"
+    if not question_paths:
+        raise DataError(f"{data_dir / 'questions'}: no question file (*.yaml)")
     types: dict[str, QuestionType] = {}
-    for questions_path in question_paths:
-        raw = _read_yaml(questions_path)
-        if not isinstance(raw, dict) or not isinstance(raw.get("question_types"), list):
-            raise DataError(f"{questions_path.name}: top level must have a 'question_types' list")
-        for i, entry in enumerate(raw["question_types"]):
-            qt = _parse_question(questions_path, i, entry)
+    for path in question_paths:
+        for qt in _validate(path, QuestionFile, _question_label).question_types:
             if qt.id in types:
-                raise _fail(questions_path, f"question type '{qt.id}'", "duplicate id")
+                raise DataError(f"{_name(path)}: question type '{qt.id}': duplicate id")
             types[qt.id] = qt
+    flows: dict[str, Flow] = {}
+    for path in flow_paths:
+        for name, flow in _validate(path, FlowFile, _flow_label).flows.items():
+            if name in flows:
+                raise DataError(f"{_name(path)}: flow '{name}': duplicate id")
+            flows[name] = flow
+    _check_references(types, flows)
     prompts = _read_yaml(prompts_path)
     if not isinstance(prompts, dict):
         raise DataError(f"{prompts_path.name}: must be a mapping of prompt names")
@@ -173,8 +187,39 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
             raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
         out_of_scope = tuple(" ".join(x.split()) for x in items)
     digest = hashlib.sha256()
-    for p in (*question_paths, prompts_path, oos_path):
+    for p in (*question_paths, *flow_paths, prompts_path, oos_path):
         if p.is_file():
             digest.update(p.read_bytes())
-    return Knowledge(question_types=types, prompts=prompts, out_of_scope=out_of_scope,
+    return Knowledge(question_types=types, prompts=prompts, flows=flows, out_of_scope=out_of_scope,
                      fingerprint=digest.hexdigest()[:16])
+
+
+def _parsers() -> frozenset[str]:
+    from flows.slots import PARSERS
+
+    return PARSERS
+
+
+def _check_references(types: dict[str, QuestionType], flows: dict[str, Flow]) -> None:
+    """Flows named by question types and `use` steps exist, parsers are known, and no
+    flow uses itself, directly or not."""
+    for qt in types.values():
+        if qt.flow is not None and qt.flow not in flows:
+            raise DataError(f"question type '{qt.id}': flow {qt.flow!r} is not defined in flows/")
+    for name, flow in flows.items():
+        for i, step in enumerate(flow.steps, 1):
+            if step.use is not None and step.use not in flows:
+                raise DataError(f"flow '{name}' step {i}: uses flow {step.use!r}, which is not defined")
+            if step.parser is not None and step.parser not in _parsers():
+                raise DataError(f"flow '{name}' step {i}: parser {step.parser!r} is not one of "
+                                f"{', '.join(sorted(_parsers()))}")
+
+    def visit(name: str, seen: tuple[str, ...]) -> None:
+        if name in seen:
+            raise DataError(f"flow '{name}': uses itself ({' -> '.join((*seen, name))})")
+        for step in flows[name].steps:
+            if step.use is not None:
+                visit(step.use, (*seen, name))
+
+    for name in flows:
+        visit(name, ())
