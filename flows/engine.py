@@ -11,12 +11,16 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from flows.action_client import ActionClient, ActionUnavailable
+from flows.fallback import Fallback, NoAnswer
+from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
 from flows.router import IntentRouter
 
@@ -24,10 +28,16 @@ log = logging.getLogger("callbot.flows.engine")
 
 MAX_NO_MATCH = 2
 MAX_NO_INPUT = 3
+MAX_KEYS = 32
+# A question this long that the router rejects is a real question outside the knowledge
+# base (-> the fallback hook), not a misheard fragment (-> "could you repeat?").
+FALLBACK_MIN_WORDS = 5
 
 
 class State(Enum):
     QUESTION = "question"
+    FLOW = "flow"                 # a flow is collecting slots or running
+    CLARIFY = "clarify"           # two question types were close: which one?
     ANYTHING_ELSE = "anything_else"
     OFFER_HUMAN = "offer_human"
     HANDOFF = "handoff"
@@ -88,17 +98,28 @@ class Conversation:
     keywords: Keywords
     actions: ActionClient | None = None
     settings: DialogueSettings = field(default_factory=DialogueSettings)
+    fallback: Fallback = field(default_factory=NoAnswer)
     state: State = State.QUESTION
     team: str | None = None
     no_match: int = 0
     no_input: int = 0
     last_texts: list[str] = field(default_factory=list)
-    slots: dict[str, str] = field(default_factory=dict)
+    slots: dict[str, Any] = field(default_factory=dict)   # never logged: may hold identifiers
     last_intent: str | None = None
+    flow: FlowRunner | None = None
+    keys: str = ""                                        # keypad entry before '#'
+    choices: tuple[str, str] | None = None                # the two types of a clarifying question
 
     def _reply(self, texts: list[str], **kwargs) -> Reply:
         kwargs.setdefault("team", self.team)
-        kwargs.setdefault("awaiting", "confirmation" if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) else None)
+        awaiting = None
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
+            awaiting = "confirmation"
+        elif self.state is State.FLOW and self.flow is not None:
+            awaiting = "keypad_or_speech" if self.flow.keypad_entry else "confirmation"
+        elif self.state is State.CLARIFY:
+            awaiting = "choice"
+        kwargs.setdefault("awaiting", awaiting)
         kwargs.setdefault("ended", self.state is State.ENDED)
         self.last_texts = texts
         return Reply(texts=texts, **kwargs)
@@ -134,28 +155,64 @@ class Conversation:
                 return self._reply([self.knowledge.prompt("listening")])
         if self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10 and self.last_texts:
             return self._reply(list(self.last_texts))
+        if self.state is State.FLOW and self.flow is not None:
+            return self._flow_reply(await self.flow.on_text(text, date.today()))
+        if self.state is State.CLARIFY and self.choices is not None:
+            return await self._clarified(text, said)
         if self.state is State.ANYTHING_ELSE and self.keywords.match("affirm", said) and len(said.split()) <= 3:
             self.state = State.QUESTION
             return self._reply([self.knowledge.prompt("listening")])
         return await self._answer_question(text)
 
-    async def _answer_question(self, text: str) -> Reply:
-        route = await asyncio.to_thread(self.router.route, text)
-        log.info("session %s routed to %s (%.3f)", self.session_id, route.intent, route.score)
+    async def _answer_question(self, text: str, among: tuple[str, str] | None = None) -> Reply:
+        route = await asyncio.to_thread(self.router.route, text, among)
+        log.info("session %s routed to %s (%.3f, %s)", self.session_id, route.intent, route.score, route.reason)
+        if route.clarify is not None and among is None:
+            first, second = (self.knowledge.question_types[q].description for q in route.clarify)
+            self.state, self.choices = State.CLARIFY, route.clarify
+            return self._reply([self.knowledge.prompt("clarify").format(first=_lower_first(first),
+                                                                         second=_lower_first(second))],
+                               score=route.score)
         if route.intent is None:
+            if len(text.split()) >= FALLBACK_MIN_WORDS and self.state is not State.OFFER_HUMAN:
+                return await self._fallback(text, route.score)
             return self._not_understood(score=route.score)
-        qt = self.knowledge.question_types[route.intent]
+        return await self._start_question(route.intent, text, route.score)
+
+    async def _clarified(self, text: str, said: str) -> Reply:
+        assert self.choices is not None
+        choices, self.choices = self.choices, None
+        self.state = State.QUESTION
+        ordinal = re.search(r"\b(premier|premiere|1er|un)\b|\b(deuxieme|second|seconde|autre|deux)\b", said)
+        if ordinal and len(said.split()) <= 4:
+            return await self._start_question(choices[0] if ordinal.group(1) else choices[1], text, None)
+        return await self._answer_question(text, among=choices)
+
+    async def _fallback(self, text: str, score: float) -> Reply:
+        answer = await self.fallback.answer(text, session_id=self.session_id)
+        if answer:
+            self.state = State.ANYTHING_ELSE
+            return self._reply([answer, self.knowledge.prompt("anything_else")], score=score)
+        self.state = State.OFFER_HUMAN
+        return self._reply([self.knowledge.prompt("fallback_unknown")], score=score)
+
+    async def _start_question(self, intent: str, text: str, score: float | None) -> Reply:
+        qt = self.knowledge.question_types[intent]
         self.team = qt.team
         self.last_intent = qt.id
         self.no_match = 0
         if qt.handoff_reason:
             prompt = "distress" if qt.team == "difficultes" else "handoff"
             reply = self._handoff(qt.team, qt.handoff_reason, self.knowledge.prompt(prompt))
+        elif qt.flow:
+            self.flow = FlowRunner(self.knowledge, qt.flow, session_id=self.session_id, team=qt.team,
+                                   slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id)
+            reply = self._flow_reply(await self.flow.start())
         else:
             texts = await self._answer_texts(qt.id, text)
             self.state = State.ANYTHING_ELSE
             reply = self._reply(texts + [self.knowledge.prompt("anything_else")])
-        reply.intent, reply.score = qt.id, route.score
+        reply.intent, reply.score = qt.id, score
         return reply
 
     async def _answer_texts(self, intent: str, text: str) -> list[str]:
@@ -174,6 +231,19 @@ class Conversation:
             return [qt.answer.text]
         return [self.knowledge.prompt("action_unavailable")]
 
+    def _flow_reply(self, out: FlowOutput) -> Reply:
+        if out.handoff is not None:
+            self.flow = None
+            team = out.handoff.team or self.team or "accueil"
+            return self._handoff(team, out.handoff.reason,
+                                 " ".join([*out.texts, self.knowledge.prompt("handoff_waiting")]))
+        if out.finished:
+            self.flow = None
+            self.state = State.ANYTHING_ELSE
+            return self._reply([*out.texts, self.knowledge.prompt("anything_else")])
+        self.state = State.FLOW
+        return self._reply(out.texts)
+
     def _not_understood(self, score: float | None = None) -> Reply:
         if self.state is State.OFFER_HUMAN:
             return self._reply([self.knowledge.prompt("confirm_retry")], score=score)
@@ -185,6 +255,7 @@ class Conversation:
 
     def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:
         self.state = State.HANDOFF
+        self.flow, self.keys, self.choices = None, "", None
         self.team = team
         return self._reply(
             [text or self.knowledge.prompt("handoff")], handoff=Handoff(team=team, reason=reason)
@@ -218,24 +289,59 @@ class Conversation:
         return self._reply([self.knowledge.prompt("transfer_failed")])
 
     async def on_dtmf(self, digits: str) -> Reply:
-        keys = "".join(c for c in digits if c in "0123456789*#")
+        """Keys as they come (one at a time from a phone, or several from the text channel).
+        While a flow asks for a number, keys are collected up to '#'; otherwise each key is
+        a menu choice: 0 a human, 1 yes, 2 no."""
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
-        if not keys or len(digits) > 32:
+        keys = "".join(c for c in digits if c in "0123456789*#")
+        if not keys or len(digits) > MAX_KEYS:
             return self._reply([self.knowledge.prompt("keypad_invalid")])
-        if keys.startswith("0"):
+        if self.state is State.FLOW and self.flow is not None and self.flow.keypad_entry:
+            for key in keys:
+                if key == "#":
+                    entry, self.keys = self.keys, ""
+                    return await self._keypad_entry(entry)
+                self.keys += key
+            if len(self.keys) > MAX_KEYS:
+                self.keys = ""
+                return self._reply([self.knowledge.prompt("keypad_invalid"), *self.flow.repeat_question()])
+            return self._reply([])  # more keys to come
+        self.keys = ""
+        key = keys[0]
+        if key == "0":
             return self._handoff(self.team or "accueil", "demande_conseiller")
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) and keys[0] in "12":
-            return await self.on_text("oui" if keys[0] == "1" else "non")
+        if key in "12" and self.state is State.FLOW and self.flow is not None:
+            return self._flow_reply(await self.flow.on_keys(key, date.today()))
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) and key in "12":
+            return await self.on_text("oui" if key == "1" else "non")
         return self._reply([self.knowledge.prompt("keypad_invalid")])
 
-    def on_no_input(self) -> Reply:
+    async def _keypad_entry(self, entry: str) -> Reply:
+        assert self.flow is not None
+        self.no_input = 0
+        if entry == "0":  # zero alone, then '#' (or a pause): the caller wants a human
+            return self._handoff(self.team or "accueil", "demande_conseiller")
+        if not entry:
+            return self._reply(self.flow.repeat_question())
+        return self._flow_reply(await self.flow.on_keys(entry, date.today()))
+
+    async def on_no_input(self) -> Reply:
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
+        if self.keys and self.flow is not None:
+            # Keys typed then a pause: the entry is taken as if '#' had been pressed.
+            entry, self.keys = self.keys, ""
+            return await self._keypad_entry(entry)
         if self.state is State.HANDOFF:
             # Holding for a human: silence is expected, a word now and then reassures.
             return self._reply([self.knowledge.prompt("handoff_waiting")])
         self.no_input += 1
         if self.no_input >= MAX_NO_INPUT:
             return self._end("goodbye_no_input")
-        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1)])
+        question = self.flow.repeat_question() if self.state is State.FLOW and self.flow is not None else []
+        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1), *question])
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

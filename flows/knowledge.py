@@ -147,10 +147,10 @@ REQUIRED_PROMPTS = (
     "greeting", "anything_else", "listening", "no_match", "offer_human", "no_input",
     "confirm_retry", "handoff", "handoff_waiting", "distress", "action_unavailable",
     "keypad_invalid", "goodbye", "goodbye_no_input", "transfer_failed", "agent_briefing", "team_names",
-    "handoff_reasons",
+    "handoff_reasons", "input_failed", "confirm_denied", "clarify", "fallback_unknown",
 )
 # Templates and names composed into the agent's briefing: not said to callers as they are.
-NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons")
+NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons", "clarify")
 
 
 def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:

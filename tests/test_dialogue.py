@@ -52,12 +52,13 @@ def make_conversation(knowledge, router, keywords):
 
 def test_real_data_is_valid(knowledge):
     types = knowledge.question_types
-    assert len(types) >= 10
+    assert len(types) >= 150
     for qt in types.values():
         assert qt.team in DOMAIN_TEAMS, qt.id
-        assert qt.team != "accueil", qt.id  # accueil is for calls whose topic is not known yet
-        assert len(qt.phrasings) >= 3, qt.id
-        assert qt.answer or qt.action or qt.handoff_reason, qt.id
+        assert len(qt.phrasings) >= 8, qt.id
+        assert qt.answer or qt.action or qt.flow or qt.handoff_reason, qt.id
+        if qt.handoff_reason:
+            assert qt.handoff_reason in knowledge.prompts["handoff_reasons"], qt.id  # the agent's briefing
         if qt.answer:
             assert qt.answer.text.strip(), qt.id
             assert qt.answer.source.startswith("https://"), qt.id
@@ -67,7 +68,7 @@ def test_real_data_is_valid(knowledge):
             assert qt.handoff_reason, qt.id
         if qt.action:
             assert qt.answer, f"{qt.id}: an action needs a static answer for when the action server is down"
-    assert {qt.team for qt in types.values()} >= {"declaration", "seuils", "difficultes", "hors_perimetre"}
+    assert {qt.team for qt in types.values()} == set(DOMAIN_TEAMS)
 
 
 def test_no_phrasing_is_shared_by_two_types(knowledge):
@@ -92,10 +93,7 @@ VALID_TYPE = """\
   - id: {id}
     team: {team}
     description: Une question de test
-    phrasings:
-      - "première formulation"
-      - "deuxième formulation"
-      - "troisième formulation"
+    phrasings: ["un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit"]
 {extra}"""
 VALID_ANSWER = """\
     answer:
@@ -109,11 +107,12 @@ VALID_ANSWER = """\
 def data_dir(tmp_path) -> Path:
     for name in ("prompts.yaml", "keywords.yaml"):
         shutil.copy(DATA_DIR / name, tmp_path / name)
+    (tmp_path / "questions").mkdir()
     return tmp_path
 
 
 def write_questions(data_dir: Path, *entries: str) -> Path:
-    path = data_dir / "questions.yaml"
+    path = data_dir / "questions" / "test.yaml"
     path.write_text("question_types:\n" + "".join(entries), encoding="utf-8")
     return path
 
@@ -132,7 +131,7 @@ def test_minimal_valid_file_loads(data_dir):
 
 
 def test_invalid_yaml_names_the_file_and_line(data_dir):
-    path = data_dir / "questions.yaml"
+    path = data_dir / "questions" / "test.yaml"
     path.write_text(
         "question_types:\n"
         "  - id: test_ok\n"
@@ -144,7 +143,7 @@ def test_invalid_yaml_names_the_file_and_line(data_dir):
     with pytest.raises(DataError) as excinfo:
         load_knowledge(data_dir)
     message = str(excinfo.value)
-    assert message.startswith("questions.yaml: line ")
+    assert message.startswith("questions/test.yaml: line ")
     assert "invalid YAML" in message
     line = int(message.split("line ")[1].split(":")[0])
     assert 4 <= line <= 6
@@ -155,12 +154,12 @@ def test_invalid_yaml_names_the_file_and_line(data_dir):
     [
         pytest.param(
             [entry(team="fiscalite")],
-            ["question type 'test_ok'", "team 'fiscalite' is not one of"],
+            ["question type 'test_ok'", "line 3", "team 'fiscalite' is not one of"],
             id="unknown-team",
         ),
         pytest.param(
             [entry(extra="")],
-            ["question type 'test_ok'", "needs an answer, an action or a handoff"],
+            ["question type 'test_ok'", "needs an answer, an action, a flow or a handoff"],
             id="missing-answer",
         ),
         pytest.param([entry(), entry()], ["question type 'test_ok'", "duplicate id"], id="duplicate-id"),
@@ -181,13 +180,13 @@ def test_invalid_yaml_names_the_file_and_line(data_dir):
         ),
         pytest.param(
             [entry(extra="    answer:\n      text: Sans source.\n")],
-            ["question type 'test_ok'", "answer needs text, source and checked"],
+            ["question type 'test_ok'", "line 6", "source is missing"],
             id="answer-without-source",
         ),
-        pytest.param([entry(id="Pas-Snake")], ["question_types[0]", "snake_case"], id="bad-id"),
+        pytest.param([entry(id="Pas-Snake")], ["line 2", "id 'Pas-Snake' must be snake_case"], id="bad-id"),
         pytest.param(
             [entry(), entry("deuxieme", extra="    handoff: {}\n")],
-            ["question type 'deuxieme'", "handoff needs a reason"],
+            ["question type 'deuxieme'", "reason is missing"],
             id="handoff-without-reason",
         ),
     ],
@@ -197,15 +196,65 @@ def test_data_errors_name_the_file_and_the_problem(data_dir, entries, expected):
     with pytest.raises(DataError) as excinfo:
         load_knowledge(data_dir)
     message = str(excinfo.value)
-    assert message.startswith("questions.yaml: "), message
+    assert message.startswith("questions/test.yaml: "), message
     for part in expected:
         assert part in message, message
 
 
 def test_too_few_phrasings(data_dir):
-    text = entry().replace('      - "troisième formulation"\n', "")
+    text = entry().replace('"huit"', "")
     write_questions(data_dir, text)
-    with pytest.raises(DataError, match="phrasings must be a list of at least 3"):
+    with pytest.raises(DataError, match="line 5: question type 'test_ok': phrasings must be a list of at least 8"):
+        load_knowledge(data_dir)
+
+
+def test_unknown_field_is_named(data_dir):
+    write_questions(data_dir, entry(extra=VALID_ANSWER + "    reponse: oups\n"))
+    with pytest.raises(DataError, match="line 10: question type 'test_ok': unknown field 'reponse'"):
+        load_knowledge(data_dir)
+
+
+FLOW = """\
+flows:
+  test_flow:
+    description: Un flux de test
+    steps:
+{steps}"""
+
+
+def write_flow(data_dir: Path, steps: str) -> None:
+    (data_dir / "flows").mkdir(exist_ok=True)
+    (data_dir / "flows" / "test.yaml").write_text(FLOW.format(steps=steps), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        pytest.param("      - say: Bonjour\n        end: true\n", "flows/test.yaml: line 5: flow 'test_flow' step 1: "
+                     "a step has exactly one of", id="two-kinds"),
+        pytest.param("      - ask: siret\n        prompt: Votre SIRET ?\n", "step 1: an ask step needs a parser",
+                     id="ask-without-parser"),
+        pytest.param("      - ask: siret\n        parser: telepathie\n        prompt: Votre SIRET ?\n",
+                     "flow 'test_flow' step 1: parser 'telepathie' is not one of", id="unknown-parser"),
+        pytest.param("      - ask: identified\n        parser: yes_no\n        prompt: Identifié ?\n",
+                     "is set by actions only", id="protected-slot"),
+        pytest.param("      - branch:\n          - goto: nulle_part\n", "goto 'nulle_part': no step has this id",
+                     id="unknown-label"),
+        pytest.param("      - use: test_flow\n", "flow 'test_flow': uses itself", id="recursion"),
+        pytest.param("      - handoff: {reason: test}\n", "a flow's handoff names its team", id="handoff-team"),
+    ],
+)
+def test_flow_errors_name_the_file_and_the_problem(data_dir, steps, expected):
+    write_questions(data_dir, entry())
+    write_flow(data_dir, steps)
+    with pytest.raises(DataError) as excinfo:
+        load_knowledge(data_dir)
+    assert expected in str(excinfo.value), str(excinfo.value)
+
+
+def test_question_naming_an_unknown_flow(data_dir):
+    write_questions(data_dir, entry(extra="    flow: inexistant\n"))
+    with pytest.raises(DataError, match="question type 'test_ok': flow 'inexistant' is not defined"):
         load_knowledge(data_dir)
 
 
@@ -218,8 +267,8 @@ def test_missing_prompt_is_named(data_dir):
         load_knowledge(data_dir)
 
 
-def test_missing_file_is_named(tmp_path):
-    with pytest.raises(DataError, match="questions.yaml: file not found"):
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(DataError, match="questions: no question file"):
         load_knowledge(tmp_path)
 
 
@@ -230,6 +279,8 @@ OUT_OF_DOMAIN = (
     "quelle heure est-il à Tokyo",
     "le score du match d'hier soir",
 )
+# Fragments: what a bad line or a mumble leaves in the transcript.
+GARBLED = ("euh la chose", "bof heu", "la la la")
 
 
 def test_greeting(make_conversation, knowledge):
@@ -290,7 +341,7 @@ async def _to_anything_else(conv: Conversation) -> None:
 
 async def _to_offer_human(conv: Conversation) -> None:
     conv.start()
-    for text in OUT_OF_DOMAIN:
+    for text in GARBLED:
         await conv.on_text(text)
     assert conv.state is State.OFFER_HUMAN
 
@@ -373,15 +424,30 @@ async def test_payment_difficulty_question_hands_off_with_care(make_conversation
     assert reply.texts == [knowledge.prompt("distress")]
 
 
+@pytest.mark.parametrize("question", [
+    "je voudrais connaître la recette de la blanquette de veau pour dimanche",
+    "pouvez-vous me dire quel temps il fera demain à Marseille",
+])
+async def test_question_outside_the_knowledge_goes_to_the_fallback_then_a_human(make_conversation, knowledge,
+                                                                                 question):
+    conv = make_conversation()
+    conv.start()
+    reply = await conv.on_text(question)
+    assert reply.texts == [knowledge.prompt("fallback_unknown")] and reply.intent is None
+    assert conv.state is State.OFFER_HUMAN
+    reply = await conv.on_text("oui")
+    assert reply.handoff is not None and reply.handoff.team == "accueil"
+
+
 async def test_no_match_twice_then_offer_human(make_conversation, knowledge):
     conv = make_conversation()
     conv.start()
-    first = await conv.on_text(OUT_OF_DOMAIN[0])
-    second = await conv.on_text(OUT_OF_DOMAIN[1])
+    first = await conv.on_text(GARBLED[0])
+    second = await conv.on_text(GARBLED[1])
     assert first.texts == [knowledge.prompt("no_match", 0)] and first.intent is None
     assert second.texts == [knowledge.prompt("no_match", 1)] and second.intent is None
     assert first.handoff is None and second.handoff is None
-    third = await conv.on_text(OUT_OF_DOMAIN[2])
+    third = await conv.on_text(GARBLED[2])
     assert third.texts == [knowledge.prompt("offer_human")]
     assert third.awaiting == "confirmation" and conv.state is State.OFFER_HUMAN
 
@@ -411,28 +477,28 @@ async def test_offer_human_declined_goes_back_to_listening(make_conversation, kn
 async def test_no_input_three_times_ends_the_call(make_conversation, knowledge):
     conv = make_conversation()
     conv.start()
-    first, second, third = conv.on_no_input(), conv.on_no_input(), conv.on_no_input()
+    first, second, third = await conv.on_no_input(), await conv.on_no_input(), await conv.on_no_input()
     assert first.texts == [knowledge.prompt("no_input", 0)] and not first.ended
     assert second.texts == [knowledge.prompt("no_input", 1)] and not second.ended
     assert third.texts == [knowledge.prompt("goodbye_no_input")] and third.ended
     assert conv.state is State.ENDED
-    assert conv.on_no_input().texts == []
+    assert (await conv.on_no_input()).texts == []
 
 
 async def test_speech_resets_the_no_input_count(make_conversation):
     conv = make_conversation()
     conv.start()
-    conv.on_no_input()
-    conv.on_no_input()
+    await conv.on_no_input()
+    await conv.on_no_input()
     await conv.on_text("j'ai oublié mon mot de passe et je n'arrive plus à me connecter")
-    assert not conv.on_no_input().ended
+    assert not (await conv.on_no_input()).ended
 
 
 async def test_silence_while_holding_for_a_human_is_reassured_never_hung_up(make_conversation):
     conv = make_conversation()
     await _to_handoff(conv)
     for _ in range(5):
-        reply = conv.on_no_input()
+        reply = await conv.on_no_input()
         assert reply.texts == [conv.knowledge.prompt("handoff_waiting")]
         assert not reply.ended
 

@@ -88,7 +88,7 @@ class DialogueProcessor(FrameProcessor):
         if isinstance(frame, CallerSilentFrame):
             if not self._ending:
                 await self._call.event("no_input", {"seconds": frame.seconds})
-                await self._say(self._conversation.on_no_input(), speech_end=None, transcript_at=None)
+                await self._say(await self._conversation.on_no_input(), speech_end=None, transcript_at=None)
             return
         if isinstance(frame, BackchannelFrame):
             self._over_bot = True
