@@ -60,8 +60,8 @@ class FlowRunner:
 
     @property
     def keypad_entry(self) -> bool:
-        """An ask step is waiting: keys are digits of an answer, not menu choices."""
-        return self._asking is not None and self._asking.candidate is None
+        """An ask step waits for a value: keys are digits of an answer, not menu choices."""
+        return self._asking is not None and self._asking.candidate is None and self._asking.step.parser != "yes_no"
 
     async def start(self) -> FlowOutput:
         return await self._run(FlowOutput())
@@ -83,6 +83,8 @@ class FlowRunner:
             return FlowOutput()
         if asking.candidate is not None:
             return await self._confirmation({"1": "oui", "2": "non"}.get(keys))
+        if asking.step.parser == "yes_no" and len(keys) > 1:
+            return await self._answer(None)
         return await self._answer(parse_keypad(asking.step.parser or "", keys, today=today))
 
     def repeat_question(self) -> list[str]:

@@ -123,7 +123,7 @@ async def send(client: TestClient, session_id: str, **message) -> dict:
     assert body["team"] is None or body["team"] in DOMAIN_TEAMS, body
     if body["handoff"] is not None:
         assert set(body["handoff"]) == {"team", "reason"} and body["handoff"]["team"] in DOMAIN_TEAMS
-    assert body["awaiting"] in (None, "confirmation")
+    assert body["awaiting"] in (None, "confirmation", "keypad_or_speech", "choice")
     assert isinstance(body["ended"], bool)
     return body
 
