@@ -6,6 +6,7 @@ ACTIONS_VENV := .venv-actions
 STAMP := $(VENV)/.installed
 ACTIONS_STAMP := $(ACTIONS_VENV)/.installed
 MODELS_STAMP := var/.models-provisioned
+DEMO_SI_DB := var/demo-si.sqlite
 
 # Rendered prompts are valid across clones of the same voice and text: share them
 # between runs on one machine (the cache is keyed by voice, text and speed).
@@ -13,7 +14,7 @@ export CALLBOT_AUDIO_CACHE ?= $(HOME)/.cache/callbot/audio-cache
 
 .PHONY: setup run test models lint clean
 
-setup: .debian $(STAMP) $(ACTIONS_STAMP) $(MODELS_STAMP)
+setup: .debian $(STAMP) $(ACTIONS_STAMP) $(MODELS_STAMP) $(DEMO_SI_DB)
 
 .debian: scripts/setup-debian.sh
 	./scripts/setup-debian.sh
@@ -39,6 +40,11 @@ $(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flo
 	@touch $@
 
 models: $(MODELS_STAMP)
+
+# The demo information system (55 synthetic accounts) the action server reads by default.
+$(DEMO_SI_DB): $(STAMP) $(wildcard flows/actions/demo_si/*.py)
+	mkdir -p var
+	$(VENV)/bin/callbot demo-si init
 
 run: setup
 	$(VENV)/bin/callbot serve --sip

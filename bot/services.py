@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -68,7 +69,8 @@ class BotServices:
             settings=settings,
             knowledge=knowledge,
             keywords=Keywords(),
-            router=IntentRouter(knowledge, settings.router, settings.var_dir / "router"),
+            # Trains first when the data changed (seconds): off the event loop.
+            router=await asyncio.to_thread(IntentRouter, knowledge, settings.router, settings.var_dir / "router"),
             store=store,
             actions=ActionClient(settings.actions_url),
         )
