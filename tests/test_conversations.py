@@ -204,14 +204,18 @@ async def test_out_of_scope_question_goes_to_the_fallback(client):
     assert body["handoff"] is not None
 
 
-async def test_clarifying_question_between_close_types(client):
+@pytest.mark.parametrize(("answer", "choice"), [("le deuxième", 1), ("le premier", 0), (None, 1)])
+async def test_clarifying_question_between_close_types(client, answer, choice):
     from flows.knowledge import load_knowledge
 
     knowledge = load_knowledge()
     sid = await session(client)
-    body = await send(client, sid, text="plafond")
-    if body["awaiting"] != "choice":
-        pytest.skip("this data routes the one-word question straight away")
-    assert "ou bien sur" in said(body)
-    body = await send(client, sid, text="le premier")
-    assert body["intent"] in knowledge.question_types
+    body = await send(client, sid, text="le prélèvement")  # debits: rejected, or their schedule?
+    assert body["awaiting"] == "choice", body
+    first, second = ("prelevement_rejete", "prelevements_independant")
+    for qid in (first, second):
+        assert knowledge.question_types[qid].description[1:] in said(body), body
+    if answer is None:  # answered in words rather than by position
+        answer = "c'est pour savoir à quelle date vous prélevez chaque mois"
+    body = await send(client, sid, text=answer)
+    assert body["intent"] == (first, second)[choice], body
