@@ -606,3 +606,36 @@ def test_human_requests_are_caught(keywords, text):
     from flows.engine import normalize
 
     assert keywords.match("human", normalize(text))
+
+
+# ------------------------------------------------------------ transfers to a human
+
+
+async def test_agent_briefing_says_team_topic_and_reason_nothing_personal(make_conversation):
+    conv = make_conversation()
+    conv.start()
+    conv.slots["siret"] = "73282932000074"
+    await conv.on_text("c'est combien le plafond de chiffre d'affaires en micro")
+    reply = await conv.on_text("je voudrais parler à un conseiller")
+    briefing = conv.agent_briefing(reply.handoff)
+    assert "seuils et plafonds" in briefing and "plafond" in briefing.lower()
+    assert "demandé un conseiller" in briefing
+    assert "7328" not in briefing
+
+
+async def test_transfer_failed_leaves_the_caller_with_the_bot(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_handoff(conv)
+    reply = conv.on_transfer_failed()
+    assert reply.texts == [knowledge.prompt("transfer_failed")] and conv.state is State.ANYTHING_ELSE
+    reply = await conv.on_text("c'est combien le plafond de chiffre d'affaires en micro")
+    assert reply.intent == "plafond_micro"
+
+
+async def test_with_an_agent_the_bot_only_listens(make_conversation):
+    conv = make_conversation()
+    await _to_handoff(conv)
+    conv.on_agent_joined()
+    assert (await conv.on_text("bonjour madame")).texts == []
+    assert (await conv.on_dtmf("5")).texts == []
+    assert (await conv.on_no_input()).texts == []
