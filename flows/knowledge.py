@@ -37,8 +37,9 @@ class Knowledge:
             return str(value[min(attempt, len(value) - 1)])
         return str(value)
 
-    def spoken_texts(self) -> list[str]:
-        """Every fixed text the bot may say: what the audio cache pre-renders."""
+    def spoken_texts(self, *, answers: bool = True) -> list[str]:
+        """The fixed texts the bot may say (prompts, flow texts and, with `answers`, the
+        knowledge-base answers): what the audio cache pre-renders."""
         texts: list[str] = []
 
         def walk(value: Any) -> None:
@@ -52,7 +53,8 @@ class Knowledge:
                     walk(v)
 
         walk({k: v for k, v in self.prompts.items() if k not in NOT_PRERENDERED})
-        texts += [qt.answer.text for qt in self.question_types.values() if qt.answer]
+        if answers:
+            texts += [qt.answer.text for qt in self.question_types.values() if qt.answer]
         for flow in self.flows.values():
             for step in flow.steps:
                 texts += [t for t in (step.say, step.prompt, step.keypad, *step.retry) if t and "{" not in t]
