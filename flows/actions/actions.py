@@ -18,6 +18,7 @@ Texts are French, in short sentences, with amounts and dates written for the TTS
 
 from __future__ import annotations
 
+import abc
 import logging
 import unicodedata
 from datetime import date
@@ -346,67 +347,61 @@ class ActionIdentify(Action):
         return self._outcome(False, None, failures, locked) + [SlotSet("si_unavailable", False)]
 
 
-class ActionAccountSummary(Action):
+class AccountAction(Action, abc.ABC):
+    """An action on the identified caller's own account: refused without identification,
+    whatever the dialogue asks, and polite when the information system does not answer."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[dict[str, Any]]:
+        ref = identified_account(tracker)
+        if ref is None:
+            return _not_identified(dispatcher)
+        try:
+            return await self.answer(ref, dispatcher, tracker)
+        except UnknownAccount:
+            return _not_identified(dispatcher)
+        except SiUnavailable as e:
+            return _unavailable(dispatcher, self.name(), e)
+
+    @abc.abstractmethod
+    async def answer(self, ref: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+        """The answer from the account `ref`; the information system's errors are handled by run()."""
+
+
+class ActionAccountSummary(AccountAction):
     """Amount due and due date, last declaration, last payment received, next deadline."""
 
     def name(self) -> str:
         return "action_account_summary"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[dict[str, Any]]:
-        ref = identified_account(tracker)
-        if ref is None:
-            return _not_identified(dispatcher)
-        try:
-            summary = await information_system().account_summary(ref)
-        except UnknownAccount:
-            return _not_identified(dispatcher)
-        except SiUnavailable as e:
-            return _unavailable(dispatcher, self.name(), e)
+    async def answer(self, ref: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+        summary = await information_system().account_summary(ref)
         for text in summary_texts(summary, date.today()):
             dispatcher.utter_message(text=text)
         return []
 
 
-class ActionOnlineFailure(Action):
+class ActionOnlineFailure(AccountAction):
     """Why an online action fails, from the account's status, and what to do."""
 
     def name(self) -> str:
         return "action_online_failure"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[dict[str, Any]]:
-        ref = identified_account(tracker)
-        if ref is None:
-            return _not_identified(dispatcher)
-        try:
-            status = await information_system().account_status(ref)
-        except UnknownAccount:
-            return _not_identified(dispatcher)
-        except SiUnavailable as e:
-            return _unavailable(dispatcher, self.name(), e)
+    async def answer(self, ref: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+        status = await information_system().account_status(ref)
         for text in status_texts(status):
             dispatcher.utter_message(text=text)
         return [SlotSet("account_status", status.status)]
 
 
-class ActionThreshold(Action):
+class ActionThreshold(AccountAction):
     """Turnover so far this year against the micro ceiling; alert at 80 % or more."""
 
     def name(self) -> str:
         return "action_threshold"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[dict[str, Any]]:
-        ref = identified_account(tracker)
-        if ref is None:
-            return _not_identified(dispatcher)
-        try:
-            turnover = await information_system().turnover(ref)
-        except UnknownAccount:
-            return _not_identified(dispatcher)
-        except SiUnavailable as e:
-            return _unavailable(dispatcher, self.name(), e)
+    async def answer(self, ref: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+        turnover = await information_system().turnover(ref)
         try:
             texts, alert = threshold_texts(turnover)
         except ValueError as e:   # an activity the ceilings do not know
@@ -416,29 +411,20 @@ class ActionThreshold(Action):
         return [SlotSet("threshold_alert", alert)]
 
 
-class ActionAttestationRequest(Action):
+class ActionAttestationRequest(AccountAction):
     """Records an attestation request in the SI and says how and when it arrives."""
 
     def name(self) -> str:
         return "action_attestation_request"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[dict[str, Any]]:
-        ref = identified_account(tracker)
-        if ref is None:
-            return _not_identified(dispatcher)
+    async def answer(self, ref: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
         kind = attestation_kind(tracker.get_slot("attestation_kind"))
         if kind is None:
             dispatcher.utter_message(text=(
                 "Je peux demander l'attestation de vigilance, l'attestation de chiffre d'affaires déclaré, "
                 "ou l'attestation de contribution à la formation professionnelle. Laquelle voulez-vous ?"))
             return [SlotSet("attestation_requested", False)]
-        try:
-            receipt = await information_system().request_attestation(ref, kind)
-        except UnknownAccount:
-            return _not_identified(dispatcher)
-        except SiUnavailable as e:
-            return _unavailable(dispatcher, self.name(), e)
+        receipt = await information_system().request_attestation(ref, kind)
         for text in attestation_texts(receipt):
             dispatcher.utter_message(text=text)
         if receipt.recorded:
