@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,12 +33,30 @@ def free_port() -> int:
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    process.terminate()
+    """Stops a process, and its whole group when it leads one (started with
+    start_new_session=True): the rasa-sdk action server's workers outlive their parent."""
+    try:
+        group = os.getpgid(process.pid) if os.getpgid(process.pid) == process.pid else None
+    except ProcessLookupError:
+        group = None
+
+    def send(sig: int) -> None:
+        try:
+            if group is not None:
+                os.killpg(group, sig)
+            else:
+                process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        send(signal.SIGKILL)
         process.wait()
+    if group is not None:
+        send(signal.SIGKILL)  # workers still there after their parent left
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:

@@ -51,7 +51,7 @@ def wait_listening(proc: subprocess.Popen, port: int, log: Path, what: str, time
 def start(cmd: list[str], port: int, log: Path, what: str, env: dict[str, str]) -> subprocess.Popen:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_listening(proc, port, log, what)
     return proc
 

@@ -55,6 +55,7 @@ def action_server(tmp_path_factory):
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers are stopped with it
         )
     try:
         deadline = time.monotonic() + 60
