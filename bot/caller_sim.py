@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 CALLER_VOICE = "jm_kumo"  # the bot speaks with jf_gongitsune
 CHROMIUM = "/usr/bin/chromium"
@@ -30,33 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Stops a process, and its whole group when it leads one (started with
-    start_new_session=True): the rasa-sdk action server's workers outlive their parent."""
-    try:
-        group = os.getpgid(process.pid) if os.getpgid(process.pid) == process.pid else None
-    except ProcessLookupError:
-        group = None
-
-    def send(sig: int) -> None:
-        try:
-            if group is not None:
-                os.killpg(group, sig)
-            else:
-                process.send_signal(sig)
-        except ProcessLookupError:
-            pass
-
-    send(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        send(signal.SIGKILL)
-        process.wait()
-    if group is not None:
-        send(signal.SIGKILL)  # workers still there after their parent left
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:

@@ -39,7 +39,8 @@ def start_action_server(port: int) -> subprocess.Popen | None:
         log.warning("no action server virtualenv (%s): run 'make setup'", ACTIONS_PYTHON)
         return None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(actions_command(port), cwd=ROOT, env=env)
+    # Its own process group: its worker processes are stopped with it (stop_process).
+    return subprocess.Popen(actions_command(port), cwd=ROOT, env=env, start_new_session=True)
 
 
 def _child(*args: str) -> subprocess.Popen:
@@ -71,13 +72,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     finally:
+        from bot.processes import stop_process
+
         for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop_process(child, timeout=10)
     return 0
 
 
