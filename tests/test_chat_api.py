@@ -264,7 +264,7 @@ async def test_call_and_turns_are_stored(client):
     assert turns[0]["speaker"] == "bot" and turns[0]["text"] == " ".join(session["replies"])
     caller = [t for t in turns if t["speaker"] == "caller"]
     assert caller[0]["text"] == CLOSING_QUESTION
-    assert caller[0]["intent"] == "cesser_activite" and caller[0]["intent_score"] > 0.8
+    assert caller[0]["intent"] == "cesser_activite" and caller[0]["intent_score"] > 0.5  # calibrated probability
     assert caller[1]["text"] == "[touches 0]"
     bot = [t for t in turns if t["speaker"] == "bot"]
     assert bot[1]["intent"] == "cesser_activite" and bot[1]["text"] == " ".join(first["replies"])
