@@ -106,9 +106,7 @@ class FlowRunner:
             asking.failures += 1
             if asking.failures > KEYPAD_AFTER_FAILURES or (
                     asking.failures == KEYPAD_AFTER_FAILURES and not step.keypad):
-                self._asking = None
-                return FlowOutput(texts=[self._knowledge.prompt("input_failed")],
-                                  handoff=Handoff(team=self._team, reason="saisie_impossible"))
+                return self._give_up()
             if asking.failures == KEYPAD_AFTER_FAILURES:
                 return FlowOutput(texts=[step.keypad or ""])
             retry = step.retry[min(asking.failures, len(step.retry)) - 1] if step.retry else step.prompt
@@ -117,6 +115,12 @@ class FlowRunner:
             asking.candidate = value
             return FlowOutput(texts=[self._confirm_text(asking)])
         return await self._store(value)
+
+    def _give_up(self) -> FlowOutput:
+        """Speech and keypad both failed: a human takes over."""
+        self._asking = None
+        return FlowOutput(texts=[self._knowledge.prompt("input_failed")],
+                          handoff=Handoff(team=self._team, reason="saisie_impossible"))
 
     def _confirm_text(self, asking: _Asking) -> str:
         assert asking.step.confirm and asking.candidate and asking.step.ask
@@ -132,9 +136,7 @@ class FlowRunner:
             asking.candidate = None
             asking.failures += 1
             if asking.failures > KEYPAD_AFTER_FAILURES:
-                self._asking = None
-                return FlowOutput(texts=[self._knowledge.prompt("input_failed")],
-                                  handoff=Handoff(team=self._team, reason="saisie_impossible"))
+                return self._give_up()
             return FlowOutput(texts=[self._knowledge.prompt("confirm_denied"), asking.step.prompt or ""])
         return FlowOutput(texts=[self._knowledge.prompt("confirm_retry")])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import itertools
 import json
 import logging
 import threading
@@ -117,6 +118,7 @@ class MediaStreamClient:
         self.audio = audio
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending = b""
+        self._sequence = itertools.count(2)  # 1 is 'start'; one count for both tracks, as Twilio
 
     async def run(self, hangup: asyncio.Event) -> str:
         """Bridges until the bot closes the stream (-> the gateway hangs up) or the caller
@@ -134,8 +136,9 @@ class MediaStreamClient:
                 # "gateway" tells the bot it may ask this peer for transfers (not a Twilio event).
                 "customParameters": {"caller": self.caller, "called": self.called, "gateway": "callbot"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-            tasks = [asyncio.create_task(c) for c in (self._uplink(), self._agent_uplink(), self._downlink(),
-                                                      self._marks())]
+            tasks = [asyncio.create_task(c) for c in (
+                self._uplink(self.audio.inbound, "inbound"), self._uplink(self.audio.agent_inbound, "outbound"),
+                self._downlink(), self._marks())]
             stopper = asyncio.create_task(hangup.wait())
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             reason = "caller_hung_up" if stopper in done else "bot_closed"
@@ -159,25 +162,14 @@ class MediaStreamClient:
         if self._ws is not None and not self._ws.closed:
             await self._ws.send_str(json.dumps(message))
 
-    async def _uplink(self) -> None:
-        sequence = 2
+    async def _uplink(self, frames: asyncio.Queue, track: str) -> None:
+        """The caller's voice ('inbound'), and during a bridged transfer the agent's as
+        Twilio's 'outbound' track (what the caller hears): the bot records both sides."""
         while True:
-            pcm = await self.audio.inbound.get()
+            pcm = await frames.get()
             payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode()
-            await self._send({"event": "media", "sequenceNumber": str(sequence), "streamSid": self.stream_sid,
-                              "media": {"track": "inbound", "payload": payload}})
-            sequence += 1
-
-    async def _agent_uplink(self) -> None:
-        """During a bridged transfer: the agent's voice, as Twilio's 'outbound' track (what the
-        caller hears), so that the bot's recording keeps both sides of the call."""
-        sequence = 1
-        while True:
-            pcm = await self.audio.agent_inbound.get()
-            payload = base64.b64encode(pcm16_to_ulaw(pcm)).decode()
-            await self._send({"event": "media", "sequenceNumber": str(sequence), "streamSid": self.stream_sid,
-                              "media": {"track": "outbound", "payload": payload}})
-            sequence += 1
+            await self._send({"event": "media", "sequenceNumber": str(next(self._sequence)),
+                              "streamSid": self.stream_sid, "media": {"track": track, "payload": payload}})
 
     async def _downlink(self) -> None:
         assert self._ws is not None
