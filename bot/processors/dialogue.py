@@ -98,6 +98,8 @@ class DialogueProcessor(FrameProcessor):
             return
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._speech_start = time.monotonic() - frame.start_secs
+            # a new utterance: a backchannel that left no transcript must not mute it
+            self._over_bot = False
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._speech_end = time.monotonic() - frame.stop_secs
         elif isinstance(frame, BotStartedSpeakingFrame):
