@@ -74,3 +74,19 @@ def test_backchannel_does_not_cut_the_bot(tmp_path, caller_voice):
     # and the "oui" was not taken as a turn (no re-prompt, no no-match)
     assert not [t for t in record["turns"] if t["speaker"] == "caller"], record["turns"]
     assert len([t for t in record["turns"] if t["speaker"] == "bot"]) == 1
+
+
+def test_noise_over_the_bot_does_not_cut_it(tmp_path):
+    # A second of loud hiss (a door, a car going by): webrtcvad may hold the bot for a
+    # moment, but Silero does not hear speech, so the bot goes on and nothing is a turn.
+    rng = np.random.default_rng(7)
+    hiss = (rng.standard_normal(16000) * 2500).clip(-32000, 32000)
+    record = _run_call(tmp_path, timeline([(4.0, hiss), (12.0, None)]), hold_s=9.0)
+    assert not [e for e in record["events"] if e["kind"] == "barge_in"], record["events"]
+    caller, bot = _channels(record["recording"])
+    onset = int(np.argmax(caller > 300))
+    assert onset > 0
+    # the greeting goes on during and after the noise
+    after = bot[onset + int(0.6 / WINDOW): onset + int(2.5 / WINDOW)]
+    assert (after > 300).mean() > 0.3
+    assert not [t for t in record["turns"] if t["speaker"] == "caller"], record["turns"]
