@@ -118,6 +118,8 @@ class MediaStreamClient:
         self.audio = audio
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending = b""
+        self._started = False
+        self._early_keys: list[str] = []  # pressed before the stream started: sent after 'start'
         self._sequence = itertools.count(2)  # 1 is 'start'; one count for both tracks, as Twilio
 
     async def run(self, hangup: asyncio.Event) -> str:
@@ -136,6 +138,9 @@ class MediaStreamClient:
                 # "gateway" tells the bot it may ask this peer for transfers (not a Twilio event).
                 "customParameters": {"caller": self.caller, "called": self.called, "gateway": "callbot"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            self._started = True
+            for digit in self._early_keys:
+                await self.send_dtmf(digit)
             tasks = [asyncio.create_task(c) for c in (
                 self._uplink(self.audio.inbound, "inbound"), self._uplink(self.audio.agent_inbound, "outbound"),
                 self._downlink(), self._marks())]
@@ -156,6 +161,9 @@ class MediaStreamClient:
                           "transfer": {"team": team, "status": status}})
 
     async def send_dtmf(self, digit: str) -> None:
+        if not self._started:  # the caller pressed a key as the call was answered
+            self._early_keys.append(digit)
+            return
         await self._send({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"digit": digit}})
 
     async def _send(self, message: dict) -> None:

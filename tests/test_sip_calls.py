@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,102 @@ def test_five_simultaneous_calls(stack, question_wav, greeting_s, tmp_path):
     for record in calls:
         assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"]), record
         assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"]), record
+
+
+class RawSipCall:
+    """A minimal UAC on a UDP socket, for what baresip 1.0 cannot send (SIP INFO DTMF)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import uuid
+
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(1.0)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.local = self.sock.getsockname()[1]
+        self.call_id, self.tag, self.cseq = uuid.uuid4().hex, uuid.uuid4().hex[:8], 0
+        self.to = f"<sip:bot@127.0.0.1:{port}>"
+
+    def _send(self, method: str, body: str = "", content_type: str = "", cseq: int | None = None) -> None:
+        import uuid
+
+        if cseq is None:
+            self.cseq += 1
+        headers = [
+            f"{method} sip:bot@127.0.0.1:{self.port} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.local};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
+            "Max-Forwards: 70", f"From: <sip:caller@127.0.0.1>;tag={self.tag}", f"To: {self.to}",
+            f"Call-ID: {self.call_id}", f"CSeq: {cseq or self.cseq} {method}",
+            f"Contact: <sip:caller@127.0.0.1:{self.local}>",
+        ] + ([f"Content-Type: {content_type}"] if content_type else []) + [f"Content-Length: {len(body)}"]
+        self.sock.sendto(("\r\n".join(headers) + "\r\n\r\n" + body).encode(), ("127.0.0.1", self.port))
+
+    def _final(self, method: str, timeout: float = 10.0) -> str:
+        """The first final response to `method`; requests from the far end get a 200."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65535).decode(errors="replace")
+            except TimeoutError:
+                continue
+            head = data.split("\r\n\r\n", 1)[0]
+            lines = head.split("\r\n")
+            if not lines[0].startswith("SIP/2.0"):
+                keep = ("Via:", "From:", "To:", "Call-ID:", "CSeq:")
+                answer = ["SIP/2.0 200 OK"] + [h for h in lines[1:] if h.startswith(keep)] + ["Content-Length: 0"]
+                self.sock.sendto(("\r\n".join(answer) + "\r\n\r\n").encode(), ("127.0.0.1", self.port))
+                continue
+            code = int(lines[0].split()[1])
+            if code >= 200 and any(h.startswith("CSeq:") and h.endswith(method) for h in lines):
+                if method == "INVITE":
+                    self.to = next(h for h in lines if h.startswith("To:")).split(":", 1)[1].strip()
+                return lines[0]
+        return ""
+
+    def invite(self) -> str:
+        rtp = self.rtp.getsockname()[1]
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               f"m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+               "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
+        self._send("INVITE", sdp, "application/sdp")
+        status = self._final("INVITE")
+        if status.startswith("SIP/2.0 200"):
+            self._send("ACK", cseq=self.cseq)
+        return status
+
+    def info_dtmf(self, digit: str) -> str:
+        self._send("INFO", f"Signal={digit}\r\nDuration=160\r\n", "application/dtmf-relay")
+        return self._final("INFO")
+
+    def bye(self) -> str:
+        self._send("BYE")
+        status = self._final("BYE")
+        self.sock.close()
+        self.rtp.close()
+        return status
+
+
+def test_key_zero_by_sip_info_asks_for_a_human(stack):
+    # Phones and trunks without RFC 4733 send keys as SIP INFO (application/dtmf-relay);
+    # this one at once, as the call is answered: the key waits for the media stream.
+    server, gateway, _ = stack
+    before = len(sip_calls(server))
+    call = RawSipCall(gateway.port)
+    assert call.invite().startswith("SIP/2.0 200")
+    try:
+        assert call.info_dtmf("0").startswith("SIP/2.0 200")
+        deadline = time.monotonic() + 10
+        while len(sip_calls(server)) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        call_id = sip_calls(server)[before]["id"]
+        record = server.wait_for(call_id, lambda r: any(e["kind"] == "handoff" for e in r["events"]), timeout=15)
+    finally:
+        call.bye()
+    assert [e["data"] for e in record["events"] if e["kind"] == "dtmf"] == [{"keys": "0"}]
+    handoff = next(e for e in record["events"] if e["kind"] == "handoff")
+    assert handoff["data"] == {"team": "accueil", "reason": "demande_conseiller"}
