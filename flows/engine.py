@@ -70,7 +70,10 @@ class DialogueSettings:
 class Keywords:
     def __init__(self, path: Path = DATA_DIR / "keywords.yaml") -> None:
         raw = yaml.safe_load(path.read_text("utf-8"))
-        self._patterns = {str(k): re.compile(v.strip(), re.IGNORECASE) for k, v in raw.items()}
+        self._patterns = {
+            str(k): re.compile("|".join(f"(?:{p.strip()})" for p in ([v] if isinstance(v, str) else v)),
+                               re.IGNORECASE)
+            for k, v in raw.items()}
 
     def match(self, name: str, normalized: str) -> bool:
         return bool(self._patterns[name].search(normalized))

@@ -591,6 +591,16 @@ def test_deadlines_text_reads_well():
     "quelle opération je dois faire pour déclarer",
     "je voudrais un conseil pour mon plafond",
     "l'agent immobilier m'a demandé une attestation",
+    # a person mentioned, not asked for
+    "j'ai déjà eu un conseiller qui m'a dit de déclarer en ligne",
+    "le conseiller m'a dit de rappeler pour mon attestation",
+    "pouvez-vous me conseiller sur le statut",
+    "mon conseiller bancaire m'a dit que je devais payer",
+    "une conseillère m'a envoyé un courrier",
+    "est-ce que je peux avoir un agent commercial en micro",
+    "la personne de l'accueil m'a dit de vous appeler",
+    "je voudrais savoir si quelqu'un a reçu mon courrier",
+    "à quelle heure je peux avoir quelqu'un au téléphone",  # opening hours
 ])
 def test_words_close_to_a_human_request_do_not_hand_off(keywords, text):
     from flows.engine import normalize
@@ -601,6 +611,11 @@ def test_words_close_to_a_human_request_do_not_hand_off(keywords, text):
 @pytest.mark.parametrize("text", [
     "je veux parler à un conseiller", "Conseillère, s'il vous plaît", "passez-moi un humain",
     "je voudrais parler à une vraie personne", "Conseillé.",
+    "euh conseiller", "Conseiller, conseiller !", "un conseiller s'il vous plaît", "opérateur",
+    "est-ce que je peux parler à quelqu'un", "passez-moi quelqu'un s'il vous plaît",
+    "je voudrais qu'un conseiller me rappelle", "j'en ai marre des robots",
+    "je veux pas parler à une machine", "mettez-moi en relation avec un conseiller",
+    "j'aimerais avoir une conseillère au téléphone", "j'ai besoin d'un conseiller",
 ])
 def test_human_requests_are_caught(keywords, text):
     from flows.engine import normalize
