@@ -73,6 +73,14 @@ async def bench_text(turns: int) -> int:
     return 0
 
 
+def _not_understood(turns: list[dict]) -> None:
+    """What the bot heard when it routed no question, and what it said back."""
+    for turn, reply in zip(turns, turns[1:] + [None]):
+        if turn["speaker"] == "caller" and not turn["intent"]:
+            answer = reply["text"][:60] if reply and reply["speaker"] == "bot" else "-"
+            print(f"  not understood: {turn['text']!r} -> {answer!r}")
+
+
 def bench_webrtc(turns: int) -> int:
     from bot.caller_sim import CallerVoice, bot_server, browser_call, timeline, write_wav
 
@@ -94,6 +102,7 @@ def bench_webrtc(turns: int) -> int:
     caller = [t for t in record["turns"] if t["speaker"] == "caller"]
     report("webrtc (chromium caller, server-side stages)", rows)
     print(f"caller turns: {len(caller)}, understood: {sum(1 for t in caller if t['intent'])}")
+    _not_understood(record["turns"])
     return 0 if len(rows) >= max(1, turns // 2) else 1
 
 
@@ -143,6 +152,8 @@ def bench_sip(turns: int) -> int:
     report("sip (server-side stages)", rows)
     understood = sum(1 for c in calls for t in c["turns"] if t["speaker"] == "caller" and t["intent"])
     print(f"caller turns understood: {understood}/{turns}")
+    for call in calls:
+        _not_understood(call["turns"])
     return 0 if len(caller_side) >= max(1, turns // 2) else 1
 
 

@@ -32,6 +32,13 @@ MAX_KEYS = 32
 # A question this long that the router rejects is a real question outside the knowledge
 # base (-> the fallback hook), not a misheard fragment (-> "could you repeat?").
 FALLBACK_MIN_WORDS = 5
+# A caller asked for a value who asks another question instead ("attendez, c'est quoi le
+# plafond ?"): that question is answered when it has this many words, no number (a number
+# is an attempt at the value, however misheard) and routes with at least this probability.
+DIGRESSION_MIN_WORDS = 4
+DIGRESSION_MIN_SCORE = 0.9
+_NUMBER = re.compile(r"\d|\b(zero|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze"
+                     r"|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|cents|mille)\b")
 
 
 class State(Enum):
@@ -159,6 +166,9 @@ class Conversation:
         if self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10 and self.last_texts:
             return self._reply(list(self.last_texts))
         if self.state is State.FLOW and self.flow is not None:
+            digression = await self._digression(text, said)
+            if digression is not None:
+                return digression
             return self._flow_reply(await self.flow.on_text(text, date.today()))
         if self.state is State.CLARIFY and self.choices is not None:
             return await self._clarified(text, said)
@@ -180,6 +190,29 @@ class Conversation:
             if len(text.split()) >= FALLBACK_MIN_WORDS and self.state is not State.OFFER_HUMAN:
                 return await self._fallback(text, route.score)
             return self._not_understood(score=route.score)
+        return await self._start_question(route.intent, text, route.score)
+
+    async def _digression(self, text: str, said: str) -> Reply | None:
+        """Another question asked in the middle of a flow, or None when `text` is to be taken
+        as the flow's answer. A question with a plain answer is answered and the flow goes on
+        (once: a second one means the caller has moved on, and the flow is left); one that
+        starts its own flow, action or handoff replaces the flow."""
+        assert self.flow is not None
+        if (len(said.split()) < DIGRESSION_MIN_WORDS or _NUMBER.search(said)
+                or self.flow.understands(text, date.today())):
+            return None
+        route = await asyncio.to_thread(self.router.route, text)
+        if route.intent is None or route.intent == self.last_intent or route.score < DIGRESSION_MIN_SCORE:
+            return None
+        log.info("session %s: another question during the flow of %s: %s (%.3f)",
+                 self.session_id, self.last_intent, route.intent, route.score)
+        qt = self.knowledge.question_types[route.intent]
+        if qt.answer and not (qt.flow or qt.action or qt.handoff_reason) and not self.flow.interrupted:
+            self.flow.interrupted = True
+            texts = await self._answer_texts(qt.id, text)
+            resume = [self.knowledge.prompt("resume_flow"), *self.flow.repeat_question()]
+            return self._reply(texts + resume, intent=qt.id, score=route.score)
+        self.flow = None
         return await self._start_question(route.intent, text, route.score)
 
     async def _clarified(self, text: str, said: str) -> Reply:

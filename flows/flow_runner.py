@@ -57,6 +57,7 @@ class FlowRunner:
         self._actions = actions
         self._asking: _Asking | None = None
         self._latest_text = latest_text
+        self.interrupted = False      # the caller already had another question answered in it
 
     @property
     def keypad_entry(self) -> bool:
@@ -75,6 +76,14 @@ class FlowRunner:
             answer = parse_speech("yes_no", text, today=today)
             return await self._confirmation(answer.value if answer else None)
         return await self._answer(parse_speech(asking.step.parser or "", text, today=today))
+
+    def understands(self, text: str, today: date) -> bool:
+        """Whether `text` answers what the flow is asking (a value, or yes/no to a read-back)."""
+        asking = self._asking
+        if asking is None:
+            return True
+        parser = "yes_no" if asking.candidate is not None else asking.step.parser
+        return parser is None or parse_speech(parser, text, today=today) is not None
 
     async def on_keys(self, keys: str, today: date) -> FlowOutput:
         """A whole keypad entry (the keys before '#')."""

@@ -149,7 +149,7 @@ REQUIRED_PROMPTS = (
     "greeting", "anything_else", "listening", "no_match", "offer_human", "no_input",
     "confirm_retry", "handoff", "handoff_waiting", "distress", "action_unavailable",
     "keypad_invalid", "goodbye", "goodbye_no_input", "transfer_failed", "agent_briefing", "team_names",
-    "handoff_reasons", "input_failed", "confirm_denied", "clarify", "fallback_unknown",
+    "handoff_reasons", "input_failed", "confirm_denied", "clarify", "fallback_unknown", "resume_flow",
 )
 # Templates and names composed into the agent's briefing: not said to callers as they are.
 NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons", "clarify")

@@ -219,3 +219,37 @@ async def test_clarifying_question_between_close_types(client, answer, choice):
         answer = "c'est pour savoir à quelle date vous prélevez chaque mois"
     body = await send(client, sid, text=answer)
     assert body["intent"] == (first, second)[choice], body
+
+
+async def test_another_question_in_a_flow_is_answered_then_the_flow_goes_on(client, accounts):  # noqa: F811
+    sid = await session(client)
+    body = await send(client, sid, text="combien je dois à l'urssaf")
+    asked = said(body)
+    assert "SIRET" in asked, body
+    # the caller asks something else instead of giving the number: answered, then asked again
+    body = await send(client, sid, text="attendez, c'est quoi le plafond de chiffre d'affaires en micro")
+    assert body["intent"] == "plafond_micro" and "203 100" in said(body), body
+    assert "Revenons à votre demande" in said(body) and "SIRET" in said(body).split("Revenons")[1], body
+    assert body["handoff"] is None and body["awaiting"] == "keypad_or_speech", body
+    # the flow is where it was: the identification goes on to the amount due
+    account = accounts["debt_due"][-1]
+    body = await identify(client, sid, account)
+    assert "vous êtes identifié" in said(body) and AMOUNT.search(said(body)), body
+
+
+async def test_a_second_question_in_a_flow_leaves_it(client):
+    sid = await session(client)
+    await send(client, sid, text="combien je dois à l'urssaf")
+    await send(client, sid, text="attendez, c'est quoi le plafond de chiffre d'affaires en micro")
+    body = await send(client, sid, text="et comment on paye ses cotisations, par prélèvement ou par carte")
+    assert body["team"] == "paiement" and body["intent"] == "moyens_paiement", body
+    assert body["replies"][-1] == "Avez-vous une autre question ?" and "SIRET" not in said(body), body
+
+
+async def test_a_misheard_number_in_a_flow_is_not_taken_for_a_question(client):
+    sid = await session(client)
+    await send(client, sid, text="combien je dois à l'urssaf")
+    # routes to "où trouver mon SIRET" with confidence, but it is an attempt at the number
+    body = await send(client, sid, text="mon siret c'est le cent vingt trois quatre cent cinquante six")
+    assert body["intent"] != "retrouver_siret" and "SIRET" in said(body) and "Revenons" not in said(body), body
+    assert body["awaiting"] == "keypad_or_speech", body

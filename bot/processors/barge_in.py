@@ -33,21 +33,23 @@ class BargeInGate(FrameProcessor):
     `confirm_s` of voiced speech, Silero having confirmed it -> interruption (the rest of
     the reply is dropped); `release_after_s` of silence first -> the bot goes on where it
     stopped (a backchannel when Silero heard speech, a false alarm otherwise). Speech that
-    Silero has not confirmed after `unconfirmed_s` is noise: the bot goes on, and only
-    Silero may hold it again until it next stops speaking.
+    Silero has not confirmed after `unconfirmed_s` is noise: the bot goes on, and for
+    `noisy_for_s` only Silero may hold it again (a noisy room must not make it stutter).
     """
 
     def __init__(self, *, call: CallLog, confirm_s: float = 0.6, release_after_s: float = 0.3,
-                 early_hold_s: float = 0.08, unconfirmed_s: float = 0.4, **kwargs) -> None:
+                 early_hold_s: float = 0.08, unconfirmed_s: float = 0.4, noisy_for_s: float = 10.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self._call = call
         self._confirm_ms = int(confirm_s * 1000)
         self._release_ms = int(release_after_s * 1000)
         self._early_ms = int(early_hold_s * 1000)
         self._unconfirmed_ms = int(unconfirmed_s * 1000)
+        self._noisy_for_s = noisy_for_s
         self._vad = webrtcvad.Vad(3)
         self._bot_speaking = False
-        self._early_allowed = True
+        self._early_after = 0.0   # monotonic time from which early holds are allowed
         self._holding = False
         self._confirmed = False
         self._onset = 0.0
@@ -59,7 +61,7 @@ class BargeInGate(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, BotStartedSpeakingFrame):
-            self._bot_speaking, self._early_allowed = True, True
+            self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
         elif isinstance(frame, VADUserStartedSpeakingFrame) and (self._bot_speaking or self._holding):
@@ -86,7 +88,7 @@ class BargeInGate(FrameProcessor):
             voiced = self._vad.is_speech(chunk, frame.sample_rate)
             if self._holding:
                 await self._while_held(voiced)
-            elif self._bot_speaking and self._early_allowed:
+            elif self._bot_speaking and time.monotonic() >= self._early_after:
                 self._run_ms = self._run_ms + FRAME_MS if voiced else 0
                 if self._run_ms >= self._early_ms:
                     self._confirmed = False
@@ -111,6 +113,6 @@ class BargeInGate(FrameProcessor):
             else:
                 log.debug("call %s: short noise over the bot, it goes on", self._call.call_id)
         elif not self._confirmed and self._voiced_ms + self._silent_ms >= self._unconfirmed_ms:
-            self._holding, self._early_allowed = False, False
+            self._holding, self._early_after = False, time.monotonic() + self._noisy_for_s
             log.debug("call %s: sound over the bot that is not speech, it goes on", self._call.call_id)
             await self.push_frame(ReleaseAudioFrame())
