@@ -87,7 +87,9 @@ def test_noise_over_the_bot_does_not_cut_it(tmp_path):
     caller, bot = _channels(record["recording"])
     onset = int(np.argmax(caller > 300))
     assert onset > 0
-    # the greeting goes on during and after the noise
+    # the greeting goes on during and after the noise (speech is voiced in about 60 % of
+    # its 50 ms windows; a bot held again and again would fall to about 30 %)
     after = bot[onset + int(0.6 / WINDOW): onset + int(2.5 / WINDOW)]
-    assert (after > 300).mean() > 0.3
+    assert (after > 300).mean() > 0.45
+    assert (bot[onset:onset + int(3.0 / WINDOW)] > 300).mean() > 0.35
     assert not [t for t in record["turns"] if t["speaker"] == "caller"], record["turns"]
