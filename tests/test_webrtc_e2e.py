@@ -134,7 +134,9 @@ def test_two_simultaneous_calls_one_sending_garbage(tmp_path, caller_voice, rend
     ]
     with bot_server(tmp_path) as server, browser_calls(server, mics) as (a, b):
         # caller B's page sends junk over the data channel while both calls go on
-        b.wait_for_function("window.callbot.state === 'connected'", timeout=20_000)
+        # the peer connection is up a moment before its data channel opens
+        b.wait_for_function("window.callbot.state === 'connected' && window.callbot.channel"
+                            " && window.callbot.channel.readyState === 'open'", timeout=20_000)
         b.evaluate("""() => {
             const ch = window.callbot.channel;
             for (const junk of ["not json", "{\\"type\\": \\"dtmf\\", \\"keys\\": \\"ABC<script>\\"}",
