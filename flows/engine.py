@@ -186,6 +186,10 @@ class Conversation:
             return self._reply([self.knowledge.prompt("clarify").format(first=_lower_first(first),
                                                                          second=_lower_first(second))],
                                score=route.score)
+        min_score = self.knowledge.question_types[route.intent].min_score if route.intent else None
+        if min_score is not None and route.score < min_score:
+            log.info("session %s: %s below its own minimum (%.3f)", self.session_id, route.intent, route.score)
+            return self._not_understood(score=route.score)
         if route.intent is None:
             if len(text.split()) >= FALLBACK_MIN_WORDS and self.state is not State.OFFER_HUMAN:
                 return await self._fallback(text, route.score)

@@ -83,6 +83,9 @@ class QuestionType(Strict):
     action: str | None = None     # computed answer (Rasa webhook); `answer` is said when it fails
     flow: str | None = None       # a flow of flows/data/flows/ runs instead of an answer
     handoff: Handoff | None = None
+    # Routed to only at this probability or more (a type whose consequence is heavy, such
+    # as distress); below, the caller is asked again. The router's threshold otherwise.
+    min_score: float | None = Field(default=None, gt=0.0, lt=1.0)
 
     @field_validator("id")
     @classmethod

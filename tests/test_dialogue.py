@@ -654,3 +654,18 @@ async def test_with_an_agent_the_bot_only_listens(make_conversation):
     assert (await conv.on_text("bonjour madame")).texts == []
     assert (await conv.on_dtmf("5")).texts == []
     assert (await conv.on_no_input()).texts == []
+
+
+async def test_a_type_below_its_own_minimum_is_asked_again(make_conversation, knowledge):
+    # "je perds d'y mommodepasse" (Whisper, a poor line) routes to distress at about 0.65:
+    # not enough for words of comfort and a handoff when the type asks for 0.8.
+    assert knowledge.question_types["detresse_personnelle"].min_score == 0.8
+    conv = make_conversation()
+    conv.start()
+    route = conv.router.route("Je perds d'y mommodepasse.")
+    assert route.intent == "detresse_personnelle" and route.score < 0.8, route
+    reply = await conv.on_text("Je perds d'y mommodepasse.")
+    assert reply.handoff is None and reply.texts == [knowledge.prompt("no_match", 0)], reply
+    # real distress, however phrased, still goes to a human
+    reply = await conv.on_text("j'ai des idées noires, tout s'écroule")
+    assert reply.handoff is not None and reply.handoff.team == "difficultes", reply
