@@ -19,12 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_key_zero_transfers_the_caller_to_the_agent(tmp_path):
-    agent_port = free_udp_port()
     silence = write_wav(tmp_path / "silence.wav", timeline([(40.0, None)]), 16000)
-    with bot_server(tmp_path, CALLBOT_CALL_TRANSFER_MODE="blind") as server, \
+    # the agent first, on a port it could bind (it retries on another when one is taken)
+    with SipCallee(silence, workdir=tmp_path / "agent", user="agent") as agent, \
+            bot_server(tmp_path, CALLBOT_CALL_TRANSFER_MODE="blind") as server, \
             sip_gateway(tmp_path, server.url.replace("http", "ws") + "/ws/media",
-                        CALLBOT_SIP_TRANSFER_TARGETS=f"*=sip:agent@127.0.0.1:{agent_port}") as gateway, \
-            SipCallee(silence, workdir=tmp_path / "agent", port=agent_port, user="agent") as agent:
+                        CALLBOT_SIP_TRANSFER_TARGETS=f"*={agent.uri}") as gateway:
         result = place_call(gateway.uri, silence, workdir=tmp_path / "caller", duration_s=20.0,
                             dtmf=[(2.0, "0")])
         agent_side = agent.stop()
@@ -53,12 +53,10 @@ def test_bridged_transfer_briefs_the_agent_then_joins_caller_and_agent(tmp_path)
     agent_words = voice.say("Bonjour madame, je suis Claire, conseillère, je vois votre dossier.")
     caller_wav = write_wav(tmp_path / "caller.wav", timeline([(30.0, caller_words), (14.0, None)]), 16000)
     agent_wav = write_wav(tmp_path / "agent.wav", timeline([(20.0, agent_words), (20.0, None)]), 16000)
-    agent_port = free_udp_port()
-    with bot_server(tmp_path) as server, \
+    with SipCallee(agent_wav, workdir=tmp_path / "agent", user="agent", hangup_after_s=32.0) as agent, \
+            bot_server(tmp_path) as server, \
             sip_gateway(tmp_path, server.url.replace("http", "ws") + "/ws/media",
-                        CALLBOT_SIP_TRANSFER_TARGETS=f"*=sip:agent@127.0.0.1:{agent_port}") as gateway, \
-            SipCallee(agent_wav, workdir=tmp_path / "agent", port=agent_port, user="agent",
-                      hangup_after_s=32.0) as agent:
+                        CALLBOT_SIP_TRANSFER_TARGETS=f"*={agent.uri}") as gateway:
         result = place_call(gateway.uri, caller_wav, workdir=tmp_path / "caller", duration_s=60.0,
                             dtmf=[(2.0, "0")])
         agent_side = agent.stop()
