@@ -23,6 +23,7 @@ from flows.fallback import Fallback, NoAnswer
 from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
 from flows.router import IntentRouter
+from flows.slots import mentions_number
 
 log = logging.getLogger("callbot.flows.engine")
 
@@ -37,8 +38,6 @@ FALLBACK_MIN_WORDS = 5
 # is an attempt at the value, however misheard) and routes with at least this probability.
 DIGRESSION_MIN_WORDS = 4
 DIGRESSION_MIN_SCORE = 0.9
-_NUMBER = re.compile(r"\d|\b(zero|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze"
-                     r"|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|cents|mille)\b")
 
 
 class State(Enum):
@@ -202,7 +201,7 @@ class Conversation:
         (once: a second one means the caller has moved on, and the flow is left); one that
         starts its own flow, action or handoff replaces the flow."""
         assert self.flow is not None
-        if (len(said.split()) < DIGRESSION_MIN_WORDS or _NUMBER.search(said)
+        if (len(said.split()) < DIGRESSION_MIN_WORDS or mentions_number(said)
                 or self.flow.understands(text, date.today())):
             return None
         route = await asyncio.to_thread(self.router.route, text)

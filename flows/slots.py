@@ -200,6 +200,13 @@ _STARTS = frozenset(_UNITS) | frozenset(_TEENS) | frozenset(_TENS) | _HUNDRED | 
 _NUMBER_WORDS = _STARTS | frozenset(_SCALES) | {"zero"}
 _REPEAT = {"double": 2, "triple": 3}
 
+
+def mentions_number(normalized: str) -> bool:
+    """Whether a normalised transcript holds a number, in digits or words ("un"/"une"
+    aside: they are articles far more often)."""
+    return any(c.isdigit() for c in normalized) or any(
+        w in _NUMBER_WORDS and w not in ("un", "une") for w in normalized.split())
+
 _FILLERS = frozenset({"euh", "heu", "euhh", "hum", "hm", "hmm", "mh", "ben", "bah", "bon", "alors",
                       "donc", "voila", "enfin", "attendez", "attends", "pardon", "ah", "oh", "eh", "et",
                       "puis", "pis", "_", PAUSE})
