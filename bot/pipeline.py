@@ -27,7 +27,7 @@ from bot.processors.transfer import AgentLegRecorder, TransferRequester
 from bot.services import BotServices, speech_style
 from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
-from voice.stt import FrenchWhisperSTTService
+from voice.turn_stt import FrenchWhisperSTTService
 from voice.tts import RenderedTTSService
 from voice.vad import make_vad_analyzer
 
