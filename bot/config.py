@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.retention import RetentionSettings
 from flows.router import RouterSettings
+from voice.end_of_turn import EndOfTurnSettings
 from voice.stt import STTSettings
 from voice.vad import VADSettings
 
@@ -60,6 +61,7 @@ class Settings:
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)
     vad: VADSettings = field(default_factory=VADSettings)
     stt: STTSettings = field(default_factory=STTSettings)
+    turn: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     router: RouterSettings = field(default_factory=RouterSettings)
     call: CallSettings = field(default_factory=CallSettings)

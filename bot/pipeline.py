@@ -1,6 +1,6 @@
 """The per-call voice pipeline, assembled in one place.
 
-transport in -> VAD -> barge-in gate -> STT (Whisper, fr) -> no-input watch
+transport in -> VAD (pauses) -> barge-in gate -> caller turns (end of turn, Whisper fr) -> no-input watch
 -> dialogue (flows) -> transfer requests -> TTS (Piper or Kokoro, cached clauses)
 -> output pacer (hold/release) -> transport out -> agent leg -> recorder
 """
@@ -27,8 +27,8 @@ from bot.processors.transfer import AgentLegRecorder, TransferRequester
 from bot.services import BotServices, speech_style
 from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
-from voice.turn_stt import FrenchWhisperSTTService
 from voice.tts import RenderedTTSService
+from voice.turn_transcriber import TurnTranscriber
 from voice.vad import make_vad_analyzer
 
 log = logging.getLogger("callbot.pipeline")
@@ -72,7 +72,8 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
         VADProcessor(vad_analyzer=make_vad_analyzer(settings.vad)),
         BargeInGate(call=call, confirm_s=settings.call.barge_in_confirm_s,
                     release_after_s=settings.call.backchannel_gap_s),
-        FrenchWhisperSTTService(transcriber=services.transcriber, trailing_silence_secs=0.3),
+        TurnTranscriber(transcriber=services.transcriber, smart_turn=services.smart_turn,
+                        settings=settings.turn, call_id=call.call_id),
         SilenceWatch(timeout_s=settings.call.no_input_s),
         dialogue,
         TransferRequester(renderer=services.renderer, style=speech_style(settings)),

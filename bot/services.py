@@ -15,6 +15,7 @@ from flows.router import IntentRouter
 from models.errors import ModelError
 from models.kokoro import kokoro_files
 from models.piper import find_piper_voice, french_piper_voices
+from voice.end_of_turn import SmartTurnModel
 from voice.speech_engines import KokoroEngine, PiperEngine, SpeechEngine, SpeechStyle
 from voice.speech_renderer import SpeechRenderer
 from voice.stt import Transcriber
@@ -57,6 +58,7 @@ class BotServices:
     store: Store
     actions: ActionClient
     transcriber: Transcriber | None = None
+    smart_turn: SmartTurnModel | None = None
     renderer: SpeechRenderer | None = None
 
     @classmethod
@@ -76,6 +78,7 @@ class BotServices:
         )
         if voice:
             services.transcriber = Transcriber(settings.stt)
+            services.smart_turn = SmartTurnModel() if settings.turn.engine == "smart" else None
             services.renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
         return services
 
@@ -92,3 +95,7 @@ class BotServices:
     async def close(self) -> None:
         await self.actions.close()
         await self.store.close()
+        if self.transcriber is not None:
+            self.transcriber.close()
+        if self.smart_turn is not None:
+            self.smart_turn.close()

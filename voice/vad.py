@@ -36,7 +36,9 @@ class WebRTCVADAnalyzer(VADAnalyzer):
 class VADSettings:
     engine: str = "silero"          # "silero" or "webrtc"
     start_secs: float = 0.2
-    stop_secs: float = 0.5          # end of turn after this much silence
+    # A pause after this much silence: the end-of-turn decision (voice/end_of_turn.py)
+    # then says whether the caller has finished.
+    stop_secs: float = 0.2
     confidence: float = 0.6
     min_volume: float = 0.4
     webrtc_aggressiveness: int = 2

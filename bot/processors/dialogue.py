@@ -18,7 +18,6 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSSpeakFrame,
     VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -30,7 +29,8 @@ from bot.processors.frames import (
     TransferRequestFrame,
     TransferStatusFrame,
 )
-from flows.engine import Conversation, Reply, State, normalize
+from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
+from voice.turn_transcriber import RecognitionOffFrame
 
 log = logging.getLogger("callbot.dialogue")
 
@@ -54,9 +54,10 @@ class DialogueProcessor(FrameProcessor):
         self._conversation = conversation
         self._call = call
         self._transfer_mode = transfer_mode
-        self._speech_start: float | None = None
-        self._speech_end: float | None = None
         self._bot_speaking = False
+        # The dialogue as it was before the last caller turn: a caller who goes on as the
+        # bot begins to answer is understood as if that answer had never been given.
+        self._before_last_turn: ConversationSnapshot | None = None
         self._pending: _Pending | None = None
         self._ending = False
         self._over_bot = False  # the next transcript was said over the bot without stopping it
@@ -97,11 +98,8 @@ class DialogueProcessor(FrameProcessor):
             await self._on_transfer_status(frame)
             return
         if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._speech_start = time.monotonic() - frame.start_secs
             # a new utterance: a backchannel that left no transcript must not mute it
             self._over_bot = False
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._speech_end = time.monotonic() - frame.stop_secs
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
             await self._commit_bot_turn()
@@ -114,6 +112,10 @@ class DialogueProcessor(FrameProcessor):
         text = frame.text.strip()
         result = frame.result if isinstance(frame.result, dict) else {}
         over_bot, self._over_bot = self._over_bot, False
+        speech_end = result.get("speech_end")
+        if result.get("continues") is not None:
+            await self._on_continuation(text, result)
+            return
         said, keywords = normalize(text), self._conversation.keywords
         if self._bot_speaking and keywords.match("backchannel", said):
             log.debug("call %s: backchannel while the bot speaks, ignored", self._call.call_id)
@@ -126,16 +128,37 @@ class DialogueProcessor(FrameProcessor):
                 return
             await self.broadcast_interruption()
         await self._client_message("caller", text)
+        self._before_last_turn = self._conversation.snapshot()
         reply = await self._conversation.on_text(text)
+        await self._record_caller_turn(text, result, reply)
+        await self._say(reply, speech_end=speech_end, transcript_at=transcript_at)
+
+    async def _on_continuation(self, text: str, result: dict) -> None:
+        """The caller went on as the bot began to answer their last turn (the bot has been
+        stopped): the whole question, both pieces transcribed together, replaces it."""
+        transcript_at = time.monotonic()
+        snapshot, self._before_last_turn = self._before_last_turn, None
+        can_merge = snapshot is not None and not self._ending and self._conversation.state not in (
+            State.HANDOFF, State.WITH_AGENT, State.ENDED)
+        if can_merge:
+            self._conversation.restore(snapshot)
+        await self._call.event("turns_merged", {"merged": can_merge})
+        await self._client_message("caller", text)
+        self._before_last_turn = self._conversation.snapshot()
+        reply = await self._conversation.on_text(text)
+        await self._record_caller_turn(text, result, reply)
+        await self._say(reply, speech_end=result.get("speech_end"), transcript_at=transcript_at)
+
+    async def _record_caller_turn(self, text: str, result: dict, reply: Reply) -> None:
+        start, end = result.get("speech_start"), result.get("speech_end")
         await self._call.turn(
             "caller", text,
-            start_ms=self._call.ms_at(self._speech_start) if self._speech_start else None,
-            end_ms=self._call.ms_at(self._speech_end) if self._speech_end else None,
+            start_ms=self._call.ms_at(start) if start else None,
+            end_ms=self._call.ms_at(end) if end else None,
             asr_confidence=result.get("confidence"),
             intent=reply.intent,
             intent_score=reply.score,
         )
-        await self._say(reply, speech_end=self._speech_end, transcript_at=transcript_at)
 
     async def _on_keys(self, keys: str) -> None:
         if self._bot_speaking:
@@ -172,6 +195,7 @@ class DialogueProcessor(FrameProcessor):
         if frame.status == "bridged":
             log.info("call %s: an agent of team %s has the call", self._call.call_id, frame.team)
             self._conversation.on_agent_joined()
+            await self.push_frame(RecognitionOffFrame(), FrameDirection.UPSTREAM)
         else:
             await self._say(self._conversation.on_transfer_failed(), speech_end=None, transcript_at=time.monotonic())
 

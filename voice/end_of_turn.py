@@ -1,0 +1,154 @@
+"""Has the caller finished their turn? Decided from the audio (smart-turn v3.2), the words
+so far (a phrase left open is not a finished turn) and the silence since they stopped.
+
+Silence alone cuts natural speech: people pause 0.4-1.2 s mid-sentence ("pour
+l'attestation de vigilance... elle dure combien de temps ?"). So when the caller pauses,
+the policy says how much silence to wait for before answering: little when the turn
+sounds and reads complete, up to `max_wait_s` when it does not.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MODEL_RATE = 16_000
+MODEL_WINDOW_S = 8  # smart-turn looks at the last 8 s of the turn
+
+# A turn whose last word is one of these is not finished: conjunctions, prepositions,
+# articles and determiners, subject and object pronouns, fillers. Lowercase, accents kept:
+# "a" (has) and "là" (there) end sentences, "à" and "la" do not.
+_OPEN_WORDS = frozenset((
+    "et", "ou", "mais", "donc", "car", "or", "ni", "puis", "puisque", "parce", "que", "qu",
+    "quand", "lorsque", "lorsqu", "si", "comme", "alors", "sinon", "à", "au", "aux", "de",
+    "du", "des", "d", "en", "dans", "pour", "par", "sur", "sous", "avec", "sans", "chez",
+    "vers", "entre", "depuis", "pendant", "après", "avant", "contre", "selon", "concernant",
+    "jusqu", "envers", "malgré", "via", "le", "la", "les", "l", "un", "une", "mon", "ma",
+    "mes", "ton", "ta", "tes", "son", "sa", "ses", "notre", "nos", "votre", "vos", "leur",
+    "leurs", "ce", "cet", "cette", "ces", "quel", "quelle", "quels", "quelles", "chaque",
+    "plusieurs", "certains", "certaines", "aucun", "aucune", "je", "j", "tu", "il", "elle",
+    "on", "nous", "vous", "ils", "elles", "me", "m", "te", "t", "se", "s", "y", "qui", "dont",
+    "lequel", "laquelle", "euh", "heu", "hum", "hmm", "bah", "ben", "beh",
+))
+# Two-word endings that leave the phrase open ("c'est", "il y a", "est-ce que").
+_OPEN_PAIRS = frozenset({("c", "est"), ("il", "y"), ("ce", "que"), ("est", "ce"),
+                         ("j", "ai"), ("je", "suis"), ("j", "avais"), ("on", "m"), ("m", "a")})
+_FILLERS = frozenset({"euh", "heu", "hum", "hmm", "bah", "ben", "beh"})
+_NUMBER_WORDS = frozenset((
+    "zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
+    "onze", "douze", "treize", "quatorze", "quinze", "seize", "vingt", "trente", "quarante",
+    "cinquante", "soixante", "cent", "cents", "mille",
+))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[0-9]+|[^\W\d_]+", unicodedata.normalize("NFC", text.lower()))
+
+
+def text_ending(text: str) -> str:
+    """'open' (the phrase cannot end here), 'number' (digits being dictated may go on),
+    'trailing' (the transcript trails off: '...'), or 'closed'."""
+    words = _words(text)
+    if not words:
+        return "closed"
+    last = words[-1]
+    if last in _OPEN_WORDS or tuple(words[-2:]) in _OPEN_PAIRS:
+        # "qu'est-ce que c'est ?", "c'est quoi le... plafond ?" end on these words only
+        # when the question is asked; an explicit question mark closes it.
+        return "closed" if text.rstrip().endswith("?") and last not in _FILLERS else "open"
+    if last.isdigit() or last in _NUMBER_WORDS:
+        return "number"
+    if text.rstrip().endswith(("...", "…", ",")):
+        return "trailing"
+    return "closed"
+
+
+@dataclass(frozen=True)
+class EndOfTurnSettings:
+    """How long to wait after the caller stops, by what the turn sounds and reads like.
+
+    Defaults tuned on the tuning part of the turn-taking set (`callbot bench turns`)."""
+
+    engine: str = "smart"            # "smart": audio + words + silence; "silence": silence only
+    silence_s: float = 0.6           # engine "silence": the fixed wait
+    complete_s: float = 0.25         # sounds complete (smart-turn >= complete_probability), reads closed
+    likely_s: float = 0.6            # smart-turn between likely_probability and complete_probability
+    unsure_s: float = 1.1            # smart-turn below likely_probability, or a number, or '...'
+    max_wait_s: float = 2.0          # reads open ("parce que", "de", "euh"): the longest wait
+    complete_probability: float = 0.8
+    likely_probability: float = 0.4
+    max_turn_s: float = 28.0         # a turn longer than this is cut (Whisper's window is 30 s)
+    continuation_s: float = 2.0      # the caller goes on within this after the bot began: one question
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("smart", "silence"):
+            raise ValueError(f"end-of-turn engine must be 'smart' or 'silence', got '{self.engine}'")
+        if not 0 < self.complete_s <= self.likely_s <= self.unsure_s <= self.max_wait_s:
+            raise ValueError("end-of-turn waits must grow: complete_s <= likely_s <= unsure_s <= max_wait_s")
+
+
+@dataclass(frozen=True)
+class Decision:
+    wait_s: float          # silence, counted from the end of speech, before the turn is over
+    reason: str
+    probability: float | None = None
+
+
+def decide(settings: EndOfTurnSettings, probability: float | None, text: str) -> Decision:
+    """The silence to wait for, given smart-turn's probability that the turn is complete
+    (None when not computed) and the transcript of the whole turn so far."""
+    if settings.engine == "silence":
+        return Decision(settings.silence_s, "silence", probability)
+    ending = text_ending(text)
+    if ending == "open":
+        return Decision(settings.max_wait_s, "open phrase", probability)
+    if probability is None:
+        return Decision(settings.unsure_s, "no audio model", probability)
+    if ending in ("number", "trailing"):
+        return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
+                        ending, probability)
+    if probability >= settings.complete_probability:
+        return Decision(settings.complete_s, "complete", probability)
+    if probability >= settings.likely_probability:
+        return Decision(settings.likely_s, "likely complete", probability)
+    return Decision(settings.unsure_s, "sounds unfinished", probability)
+
+
+def smart_turn_model_path() -> Path:
+    import pipecat
+
+    return Path(pipecat.__file__).parent / "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+
+
+class SmartTurnModel:
+    """smart-turn v3.2 (shipped inside pipecat): probability that a turn is complete.
+    Shared by every call; runs in its own one-thread executor so it never waits behind
+    Whisper or the speech renderer."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(str(path or smart_turn_model_path()), sess_options=options,
+                                             providers=["CPUExecutionProvider"])
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-turn")
+
+    def probability(self, pcm16: np.ndarray) -> float:
+        """16 kHz int16 audio of the turn so far (blocking)."""
+        from pipecat.audio.turn.smart_turn._whisper_features import compute_whisper_log_mel_features
+
+        audio = pcm16[-MODEL_WINDOW_S * MODEL_RATE:].astype(np.float32) / 32768.0
+        audio = np.pad(audio, (MODEL_WINDOW_S * MODEL_RATE - len(audio), 0))
+        features = compute_whisper_log_mel_features(audio, do_normalize=True)[np.newaxis]
+        return float(self._session.run(None, {"input_features": features})[0].reshape(-1)[0])
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
