@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from bot.bench import percentile
+from bot.caller_sim import trim_silence
 from voice.end_of_turn import EndOfTurnSettings, decide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,16 +166,6 @@ def turn_set(path: Path = SET_PATH, *, real: bool = True) -> list[Item]:
 # ----------------------------------------------------------------------- rendering
 
 
-def _trim(audio: np.ndarray, threshold: int = 300) -> np.ndarray:
-    """Without the silence before and after the speech (10 ms windows under the threshold)."""
-    n = RATE // 100
-    frames = audio[: len(audio) // n * n].astype(np.float64).reshape(-1, n)
-    loud = np.nonzero(np.sqrt((frames ** 2).mean(axis=1)) > threshold)[0]
-    if len(loud) == 0:
-        return audio[:0]
-    return audio[loud[0] * n:(loud[-1] + 1) * n]
-
-
 class Renderer:
     """Speech for each piece, cached on disk (rendering the whole set takes minutes)."""
 
@@ -187,7 +178,7 @@ class Renderer:
         path = self._dir / (hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:24] + ".npy")
         if path.is_file():
             return np.load(path)
-        audio = _trim(self._synthesize(voice, text))
+        audio = trim_silence(self._synthesize(voice, text))
         np.save(path, audio)
         return audio
 

@@ -4,6 +4,7 @@ over WebRTC with that speech as its microphone."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,7 +16,7 @@ import urllib.request
 import uuid
 import wave
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,24 @@ def read_wav(path: Path) -> tuple[np.ndarray, int, int]:
         return data, w.getframerate(), w.getnchannels()
 
 
+def trim_silence(audio: np.ndarray, rate: int = 16000, threshold: int = 300) -> np.ndarray:
+    """Without the silence before and after the speech (10 ms windows under the threshold)."""
+    n = rate // 100
+    frames = audio[: len(audio) // n * n].astype(np.float64).reshape(-1, n)
+    loud = np.nonzero(np.sqrt((frames ** 2).mean(axis=1)) > threshold)[0]
+    if len(loud) == 0:
+        return audio[:0]
+    return audio[loud[0] * n:(loud[-1] + 1) * n]
+
+
 class CallerVoice:
     """Kokoro with another voice than the bot's, 16 kHz int16."""
 
-    def __init__(self) -> None:
+    def __init__(self, voice: str = CALLER_VOICE) -> None:
         from models.kokoro import kokoro_files
         from voice.speech_engines import KokoroEngine
 
-        self._engine = KokoroEngine(kokoro_files(), CALLER_VOICE, threads=2)
+        self._engine = KokoroEngine(kokoro_files(), voice, threads=2)
 
     def say(self, text: str) -> np.ndarray:
         from voice.codecs import resample
@@ -64,6 +75,16 @@ class CallerVoice:
 
         audio = self._engine.synthesize(speakable(text), SpeechStyle())
         return resample(audio, self._engine.sample_rate, 16000)
+
+    def say_with_pauses(self, pieces: list[str], pauses: list[float]) -> np.ndarray:
+        """The pieces said one after the other with exactly these pauses between them, the
+        way callers stop mid-sentence to think."""
+        parts = []
+        for i, piece in enumerate(pieces):
+            parts.append(trim_silence(self.say(piece)).astype(np.int16))
+            if i < len(pauses):
+                parts.append(np.zeros(int(pauses[i] * 16000), dtype=np.int16))
+        return np.concatenate(parts)
 
 
 def timeline(parts: list[tuple[float, np.ndarray | None]], rate: int = 16000) -> np.ndarray:
@@ -287,3 +308,85 @@ def kamailio_proxy(tmp: Path, gateway_ports: list[int], *, allow: str = "127.0.0
         yield SipService(port, process, log_path)
     finally:
         stop_process(process)
+
+
+# ---------------------------------------------------------------- the media stream
+
+MEDIA_FRAME = 160      # 20 ms of 8 kHz mu-law
+LOUD = 300             # RMS of a 20 ms frame that counts as sound
+
+
+@dataclass
+class StreamedCall:
+    call_sid: str
+    question_end: float | None = None     # monotonic: last sample of the question sent
+    first_reply: float | None = None      # monotonic: first loud frame received after it
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def latency_s(self) -> float | None:
+        if self.question_end is None or self.first_reply is None:
+            return None
+        return self.first_reply - self.question_end
+
+
+async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
+                            greeting_timeout_s: float = 40.0, reply_timeout_s: float = 10.0,
+                            caller: str = "+33100000000") -> StreamedCall:
+    """Waits for the greeting to end (2 s without sound after it began), asks the
+    question in real time, then listens until the reply begins (or `reply_timeout_s`)."""
+    import aiohttp
+
+    from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+    result = StreamedCall(sid)
+    last_sound = [0.0, False]   # time of the last loud frame received, greeting heard
+    question = pcm16_to_ulaw(resample(question_16k.astype(np.int16), 16000, 8000).tobytes())
+    silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send_str(json.dumps({
+            "event": "start", "sequenceNumber": "1", "streamSid": sid,
+            "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
+                      "customParameters": {"caller": caller, "called": "3957"},
+                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+
+        async def reader() -> None:
+            async for msg in ws:
+                message = json.loads(msg.data)
+                if message.get("event") != "media":
+                    result.events.append(message)
+                    continue
+                pcm = np.frombuffer(ulaw_to_pcm16(base64.b64decode(message["media"]["payload"])), dtype=np.int16)
+                if len(pcm) and np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > LOUD:
+                    now = time.monotonic()
+                    last_sound[0], last_sound[1] = now, True
+                    if result.question_end is not None and result.first_reply is None:
+                        result.first_reply = now
+
+        task = asyncio.create_task(reader())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
+
+        async def send(payload: bytes) -> None:
+            nonlocal sent
+            await ws.send_str(json.dumps({"event": "media", "streamSid": sid,
+                                          "media": {"payload": base64.b64encode(payload).decode()}}))
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent * 0.02 - loop.time()))
+
+        deadline = time.monotonic() + greeting_timeout_s
+        while time.monotonic() < deadline and not (last_sound[1] and time.monotonic() - last_sound[0] > 2.0):
+            await send(silence)
+        for i in range(0, len(question), MEDIA_FRAME):
+            await send(question[i:i + MEDIA_FRAME].ljust(MEDIA_FRAME, b"\xff"))
+        result.question_end = time.monotonic()
+        deadline = time.monotonic() + reply_timeout_s
+        while time.monotonic() < deadline and result.first_reply is None:
+            await send(silence)
+        for _ in range(50):  # a second more: the record gets the caller's turn
+            await send(silence)
+        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
+        await asyncio.wait_for(task, 10)
+    return result

@@ -129,3 +129,48 @@ def test_protocol_violations_close_only_that_stream(server, bad, reason):
             await good.close()
     asyncio.run(scenario())
     assert "media stream closed" in server.log_path.read_text()
+
+
+# ------------------------------------------------------- callers who pause mid-question
+
+
+def _caller_turns(record: dict) -> list[dict]:
+    return [t for t in record["turns"] if t["speaker"] == "caller"]
+
+
+def test_question_with_two_pauses_is_one_turn_answered_right(server):
+    """0.7 and 0.9 s pauses mid-question: one caller turn, the right answer, and the reply
+    begins soon after the caller has finished."""
+    from bot.caller_sim import media_stream_call
+
+    voice = CallerVoice("jf_nezumi")
+    audio = voice.say_with_pauses(
+        ["Bonjour, je vous appelle parce que", "je voudrais connaître le plafond de",
+         "chiffre d'affaires d'un auto-entrepreneur."], [0.7, 0.9])
+    call = asyncio.run(media_stream_call(ws_url(server), audio, "MZpauses"))
+    record = _last_sip_call(server)
+    caller = _caller_turns(record)
+    assert len(caller) == 1, caller
+    assert caller[0]["intent"] == "plafond_micro", caller
+    assert not [e for e in record["events"] if e["kind"] == "turns_merged"]
+    assert record["team"] == "seuils"
+    assert call.latency_s is not None and call.latency_s < 4.0, call
+
+
+def test_yes_then_a_question_is_not_dropped(server):
+    """"Oui..." answered at once, then the question said as the bot begins to answer: the
+    bot stops, hears "oui, quel est le plafond ?" as one question and answers it."""
+    from bot.caller_sim import media_stream_call
+
+    voice = CallerVoice("jf_alpha")
+    audio = voice.say_with_pauses(["Oui.", "Quel est le plafond de chiffre d'affaires ?"], [1.0])
+    asyncio.run(media_stream_call(ws_url(server), audio, "MZyes"))
+    record = _last_sip_call(server)
+    caller = _caller_turns(record)
+    assert caller and caller[-1]["intent"] == "plafond_micro", caller
+    assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"])
+
+
+def _last_sip_call(server) -> dict:
+    calls = [c for c in server.recent_calls() if c["channel"] == "sip"]
+    return server.wait_for(calls[-1]["id"], lambda r: r["ended_at"] is not None, timeout=30)

@@ -21,6 +21,7 @@ import numpy as np
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EndFrame,
     Frame,
     InputAudioRawFrame,
     SystemFrame,
@@ -103,6 +104,8 @@ class TurnTranscriber(FrameProcessor):
         elif isinstance(frame, BotStoppedSpeakingFrame):
             if self._last is not None and self._last.bot_started_at is not None:
                 self._last.bot_stopped = True
+        elif isinstance(frame, EndFrame):
+            await self._finish_turn()
         elif isinstance(frame, RecognitionOffFrame):
             log.info("call %s: a human has the call, recognition off", self._call_id)
             self._off = True
@@ -161,6 +164,17 @@ class TurnTranscriber(FrameProcessor):
         self._turn.speech_end = speech_end
         self._pending = self.create_task(self._decide(self._turn))
 
+    async def _finish_turn(self) -> None:
+        """The call ends (the caller hung up) while a turn is open: what they said is still
+        transcribed and committed, not lost with the call."""
+        turn = self._turn
+        if self._off or turn is None or (turn.speech_end is None and not self._speaking):
+            return
+        await self._cancel_pending()
+        if turn.speech_end is None:
+            turn.speech_end = time.monotonic()
+        await self._decide(turn, force=True)
+
     async def _cancel_pending(self) -> None:
         if self._pending is not None:
             task, self._pending = self._pending, None
@@ -190,7 +204,7 @@ class TurnTranscriber(FrameProcessor):
             self._turn = None
             await self.push_error(f"transcription failed: {e}")
             return
-        decision = Decision(0.0, "longest turn", probability) if force else \
+        decision = Decision(0.0, "forced", probability) if force else \
             decide(self._settings, probability, transcript.text)
         speech_end = turn.speech_end or time.monotonic()
         remaining = speech_end + decision.wait_s - time.monotonic()
