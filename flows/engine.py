@@ -7,10 +7,11 @@ digits and "nothing heard".
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -22,7 +23,7 @@ from flows.action_client import ActionClient, ActionUnavailable
 from flows.fallback import Fallback, NoAnswer
 from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
-from flows.router import IntentRouter
+from flows.router import IntentRouter, Route
 from flows.slots import mentions_number
 
 log = logging.getLogger("callbot.flows.engine")
@@ -33,11 +34,20 @@ MAX_KEYS = 32
 # A question this long that the router rejects is a real question outside the knowledge
 # base (-> the fallback hook), not a misheard fragment (-> "could you repeat?").
 FALLBACK_MIN_WORDS = 5
-# A caller asked for a value who asks another question instead ("attendez, c'est quoi le
-# plafond ?"): that question is answered when it has this many words, no number (a number
-# is an attempt at the value, however misheard) and routes with at least this probability.
-DIGRESSION_MIN_WORDS = 4
-DIGRESSION_MIN_SCORE = 0.9
+# A caller asked for yes/no or for a value who says something else ("attendez, c'est quoi
+# le plafond ?", "oui, et pour l'attestation ?"): it is a new question when it has this many
+# words (besides a leading "oui"/"non"), no number when a flow waits (a number is an
+# attempt at the value, however misheard) and routes to a type with at least this
+# calibrated probability. Measured on caller-like questions and answers (tests/
+# test_dialogue.py, WAITING_*): clear questions route at 0.79 to 1.0, answers, hesitations
+# and fragments ("oui je veux bien", "attendez je cherche mes papiers") at 0.7 at most
+# (mostly under 0.05).
+QUESTION_MIN_WORDS = 4
+QUESTION_MIN_SCORE = 0.75
+# Words before or between "oui"/"non" that change nothing ("euh oui", "non mais").
+_LEAD_WORDS = frozenset({"euh", "heu", "hum", "ben", "bah", "bon", "alors", "ah", "oh", "eh", "et", "mais",
+                         "enfin", "donc", "voila", "attendez", "ecoutez", "merci", "madame", "monsieur",
+                         "pardon"})
 
 
 class State(Enum):
@@ -84,6 +94,11 @@ class Keywords:
     def match(self, name: str, normalized: str) -> bool:
         return bool(self._patterns[name].search(normalized))
 
+    def leading_words(self, name: str, normalized: str) -> int:
+        """How many words at the start of `normalized` the pattern matches (0: it does not)."""
+        m = self._patterns[name].match(normalized)
+        return len(m.group(0).split()) if m else 0
+
 
 def normalize(text: str) -> str:
     """Lowercase, no accents, punctuation and apostrophes as spaces."""
@@ -99,6 +114,19 @@ def _without_politeness(said: str) -> str:
     return " ".join(_POLITENESS.sub(" ", said).split())
 
 
+@dataclass(frozen=True)
+class ConversationSnapshot:
+    """The dialogue state of a conversation at one moment, for `Conversation.restore`.
+    Opaque: nothing outside the engine reads it."""
+
+    _state: dict[str, Any]
+
+
+# What a conversation holds besides its dialogue state: its identity, its settings and the
+# services shared by every call. A snapshot neither copies nor restores them.
+_SHARED_FIELDS = frozenset({"session_id", "knowledge", "router", "keywords", "actions", "settings", "fallback"})
+
+
 @dataclass
 class Conversation:
     session_id: str
@@ -112,6 +140,7 @@ class Conversation:
     team: str | None = None
     no_match: int = 0
     no_input: int = 0
+    unclear: int = 0                                      # answers to the question now asked that were not one
     last_texts: list[str] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)   # never logged: may hold identifiers
     last_intent: str | None = None
@@ -119,7 +148,8 @@ class Conversation:
     keys: str = ""                                        # keypad entry before '#'
     choices: tuple[str, str] | None = None                # the two types of a clarifying question
 
-    def _reply(self, texts: list[str], **kwargs) -> Reply:
+    def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
+        """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
         kwargs.setdefault("team", self.team)
         awaiting = None
         if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
@@ -130,8 +160,34 @@ class Conversation:
             awaiting = "choice"
         kwargs.setdefault("awaiting", awaiting)
         kwargs.setdefault("ended", self.state is State.ENDED)
+        if not reprompt:
+            self.unclear = 0
         self.last_texts = texts
         return Reply(texts=texts, **kwargs)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> ConversationSnapshot:
+        """The dialogue state now (state, team, counters, slots, the flow and its step...),
+        deep-copied. `restore` brings the conversation back to it, as if the turns in between
+        had never happened: the voice pipeline joins a caller's turn that went on after the
+        bot answered its first part, and the joined words are understood afresh."""
+        return ConversationSnapshot(self._copied({f.name: getattr(self, f.name) for f in fields(self)
+                                                  if f.name not in _SHARED_FIELDS}))
+
+    def restore(self, snapshot: ConversationSnapshot) -> None:
+        for name, value in self._copied(snapshot._state).items():
+            setattr(self, name, value)
+
+    def _copied(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A deep copy of `state` that shares the services and the (immutable) dialogue data."""
+        shared: list[Any] = [getattr(self, name) for name in _SHARED_FIELDS]
+        for flow in self.knowledge.flows.values():
+            shared += [flow, *flow.steps]
+        memo = {id(obj): obj for obj in shared if obj is not None}
+        return copy.deepcopy(state, memo)
+
+    # ------------------------------------------------------------------ turns
 
     def start(self) -> Reply:
         g = self.knowledge.prompts["greeting"]
@@ -143,6 +199,8 @@ class Conversation:
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         if not said:
+            if self.state is State.FLOW and self.flow is not None:
+                return self._flow_reply(await self.flow.on_text(text, date.today()))
             return self._not_understood()
         self.no_input = 0
         if self.keywords.match("distress", said):
@@ -151,61 +209,213 @@ class Conversation:
             return self._handoff(self.team or "accueil", "demande_conseiller")
         if self.state is State.HANDOFF:
             return self._reply([self.knowledge.prompt("handoff_waiting")])
-        if self.keywords.match("goodbye", said) or (
-            self.state is State.ANYTHING_ELSE and self.keywords.match("deny", said)
-        ):
+        if self.keywords.match("goodbye", said):
             return self._end("goodbye")
         if self.state is State.OFFER_HUMAN:
-            if self.keywords.match("affirm", said):
-                return self._handoff(self.team or "accueil", "non_compris")
-            if self.keywords.match("deny", said):
-                self.state = State.QUESTION
-                self.no_match = 0
-                return self._reply([self.knowledge.prompt("listening")])
-        if self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10 and self.last_texts:
-            return self._reply(list(self.last_texts))
+            return await self._offer_human_answered(text, said)
+        if self._asks_repeat(said):
+            return self._reply(list(self.last_texts), reprompt=True)
         if self.state is State.FLOW and self.flow is not None:
-            digression = await self._digression(text, said)
-            if digression is not None:
-                return digression
+            question = await self._question_in_flow(text, said)
+            if question is not None:
+                return question
             return self._flow_reply(await self.flow.on_text(text, date.today()))
         if self.state is State.CLARIFY and self.choices is not None:
             return await self._clarified(text, said)
-        if self.state is State.ANYTHING_ELSE and self.keywords.match("affirm", said) and len(said.split()) <= 3:
-            self.state = State.QUESTION
-            return self._reply([self.knowledge.prompt("listening")])
+        if self.state is State.ANYTHING_ELSE:
+            return await self._anything_else_answered(text, said)
         return await self._answer_question(text)
 
-    async def _answer_question(self, text: str, among: tuple[str, str] | None = None) -> Reply:
+    def _asks_repeat(self, said: str) -> bool:
+        return (self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10
+                and bool(self.last_texts))
+
+    async def _route(self, text: str, among: tuple[str, str] | None = None) -> Route:
         route = await asyncio.to_thread(self.router.route, text, among)
         log.info("session %s routed to %s (%.3f, %s)", self.session_id, route.intent, route.score, route.reason)
-        if route.clarify is not None and among is None:
-            first, second = (self.knowledge.question_types[q].description for q in route.clarify)
-            self.state, self.choices = State.CLARIFY, route.clarify
-            return self._reply([self.knowledge.prompt("clarify").format(first=_lower_first(first),
-                                                                         second=_lower_first(second))],
-                               score=route.score)
-        min_score = self.knowledge.question_types[route.intent].min_score if route.intent else None
-        if min_score is not None and route.score < min_score:
+        return route
+
+    async def _answer_question(self, text: str) -> Reply:
+        return await self._routed(text, await self._route(text))
+
+    async def _routed(self, text: str, route: Route) -> Reply:
+        """The router's decision on a question: an answer (or action, flow, handoff), a
+        clarifying question, the fallback for a real question outside the knowledge, or a
+        re-prompt."""
+        if route.clarify is not None:
+            return self._clarify(route)
+        if route.intent is not None and not self._above_own_minimum(route):
             log.info("session %s: %s below its own minimum (%.3f)", self.session_id, route.intent, route.score)
             return self._not_understood(score=route.score)
         if route.intent is None:
-            if len(text.split()) >= FALLBACK_MIN_WORDS and self.state is not State.OFFER_HUMAN:
+            if len(text.split()) >= FALLBACK_MIN_WORDS:
                 return await self._fallback(text, route.score)
             return self._not_understood(score=route.score)
         return await self._start_question(route.intent, text, route.score)
 
-    async def _digression(self, text: str, said: str) -> Reply | None:
-        """Another question asked in the middle of a flow, or None when `text` is to be taken
-        as the flow's answer. A question with a plain answer is answered and the flow goes on
-        (once: a second one means the caller has moved on, and the flow is left); one that
-        starts its own flow, action or handoff replaces the flow."""
-        assert self.flow is not None
-        if (len(said.split()) < DIGRESSION_MIN_WORDS or mentions_number(said)
-                or self.flow.understands(text, date.today())):
+    def _above_own_minimum(self, route: Route) -> bool:
+        min_score = self.knowledge.question_types[route.intent].min_score if route.intent else None
+        return min_score is None or route.score >= min_score
+
+    async def _confident_question(self, text: str, said: str) -> Route | None:
+        """The route of what the caller said instead of the answer the bot waits for, when
+        it is a question of its own (QUESTION_MIN_WORDS, QUESTION_MIN_SCORE)."""
+        if len(_without_politeness(said).split()) < QUESTION_MIN_WORDS:
             return None
-        route = await asyncio.to_thread(self.router.route, text)
-        if route.intent is None or route.intent == self.last_intent or route.score < DIGRESSION_MIN_SCORE:
+        route = await self._route(text)
+        if route.intent is None or route.score < QUESTION_MIN_SCORE or not self._above_own_minimum(route):
+            return None
+        return route
+
+    def _yes_no_head(self, text: str, said: str) -> tuple[str | None, str, str]:
+        """A leading "oui" or "non" ("euh oui", "non mais", "oui oui d'accord"), and the
+        words after it (as said, and normalised); (None, text, said) when there is none."""
+        words = said.split()
+        answer: str | None = None
+        i = 0
+        while i < len(words):
+            if words[i] in _LEAD_WORDS:
+                i += 1
+                continue
+            tail = " ".join(words[i:])
+            n, kind = self.keywords.leading_words("affirm", tail), "oui"
+            if not n:
+                n, kind = self.keywords.leading_words("deny", tail), "non"
+            if not n:
+                break
+            answer = answer or kind
+            i += n
+        if answer is None:
+            return None, text, said
+        rest = " ".join(words[i:])
+        return answer, _tail_as_said(text, rest), rest
+
+    # ------------------------------------------------------------------ waiting for yes/no
+
+    async def _anything_else_answered(self, text: str, said: str) -> Reply:
+        """"Avez-vous une autre question ?": a bare yes or no, or a question (after "oui",
+        "non mais", or alone), routed as any question is."""
+        answer, rest_text, rest = self._yes_no_head(text, said)
+        if answer is None:
+            return await self._answer_question(text)
+        route = await self._route(rest_text) if rest else None
+        if route is not None and (route.intent is not None or route.clarify is not None):
+            return await self._routed(rest_text, route)
+        if answer == "non":
+            return self._end("goodbye")
+        self.state = State.QUESTION
+        return self._reply([self.knowledge.prompt("listening")])
+
+    async def _offer_human_answered(self, text: str, said: str) -> Reply:
+        """"Voulez-vous parler à un conseiller ?": a question of its own is answered; yes
+        hands over, no listens again."""
+        answer, rest_text, rest = self._yes_no_head(text, said)
+        route = await self._confident_question(rest_text, rest)
+        if route is not None and route.intent is not None:
+            return await self._start_question(route.intent, rest_text, route.score)
+        if answer == "oui":
+            return self._handoff(self.team or "accueil", "non_compris")
+        if answer == "non":
+            self.state = State.QUESTION
+            self.no_match = 0
+            return self._reply([self.knowledge.prompt("listening")])
+        if self._asks_repeat(said):
+            return self._reply(list(self.last_texts), reprompt=True)
+        return self._not_understood()
+
+    def _not_understood(self, score: float | None = None) -> Reply:
+        """What the caller said is no answer to what the bot asked. A yes/no question (or a
+        choice) is asked once more in other words, with the keypad and a human offered; then
+        the caller is offered (or handed to) a human. A question: two re-prompts, then the
+        offer of a human. Never the same re-prompt twice in a row."""
+        p = self.knowledge.prompt
+        if self.state is State.OFFER_HUMAN:
+            if self.unclear:
+                return self._handoff(self.team or "accueil", "non_compris", p("handoff_not_understood"))
+            return self._ask_again([p("offer_human_question")], score=score, human=False)
+        if self.state is State.ANYTHING_ELSE:
+            if self.unclear:
+                return self._offer_human(score)
+            return self._ask_again([p("anything_else")], score=score)
+        if self.state is State.CLARIFY and self.choices is not None:
+            if not self.unclear:
+                self.unclear += 1
+                c = self.knowledge.prompts["clarify"]
+                return self._reply([c["retry"], *self._clarify_texts(self.choices)[:-1], c["keys"]],
+                                   score=score, reprompt=True)
+            self.state, self.choices = State.QUESTION, None
+        self.no_match += 1
+        if self.no_match > MAX_NO_MATCH:
+            return self._offer_human(score)
+        return self._reply([p("no_match", self.no_match - 1)], score=score)
+
+    def _ask_again(self, question: list[str], *, score: float | None, human: bool = True) -> Reply:
+        p = self.knowledge.prompt
+        self.unclear += 1
+        texts = [p("not_understood_answer"), *question, p("confirm_retry")]
+        return self._reply(texts + ([p("human_option")] if human else []), score=score, reprompt=True)
+
+    def _offer_human(self, score: float | None) -> Reply:
+        self.state = State.OFFER_HUMAN
+        return self._reply([self.knowledge.prompt("offer_human")], score=score)
+
+    # ------------------------------------------------------------------ clarifying questions
+
+    def _clarify(self, route: Route) -> Reply:
+        assert route.clarify is not None
+        self.state, self.choices = State.CLARIFY, route.clarify
+        teams = {self.knowledge.question_types[q].team for q in route.clarify}
+        if len(teams) == 1:
+            self.team = teams.pop()   # either way, the call is for this team
+        return self._reply(self._clarify_texts(route.clarify), score=route.score)
+
+    def _clarify_texts(self, choices: tuple[str, str]) -> list[str]:
+        c = self.knowledge.prompts["clarify"]
+        first, second = (self._option(q) for q in choices)
+        return [c["ask"], first, c["or_else"], second, c["choose"]]
+
+    def _option(self, intent: str) -> str:
+        option = self.knowledge.prompts.get("clarify_options", {}).get(intent)
+        if option:
+            return str(option)
+        log.warning("question type %s has no clarify_options text in prompts.yaml", intent)
+        return _lower_first(self.knowledge.question_types[intent].description) + " ?"
+
+    async def _clarified(self, text: str, said: str) -> Reply:
+        assert self.choices is not None
+        choices = self.choices
+        ordinal = re.search(r"\b(premier|premiere|1er|un)\b|\b(deuxieme|second|seconde|autre|deux)\b", said)
+        if ordinal and len(said.split()) <= 4:
+            return await self._chosen(choices[0] if ordinal.group(1) else choices[1], text, None)
+        route = await self._confident_question(text, said)
+        if route is not None and route.intent is not None:
+            return await self._chosen(route.intent, text, route.score)   # one of them, or another question
+        route = await self._route(text, among=choices)
+        if route.intent is not None and self._above_own_minimum(route):
+            return await self._chosen(route.intent, text, route.score)
+        return self._not_understood(score=route.score)
+
+    async def _chosen(self, intent: str, text: str, score: float | None) -> Reply:
+        self.state, self.choices = State.QUESTION, None
+        return await self._start_question(intent, text, score)
+
+    # ------------------------------------------------------------------ flows
+
+    async def _question_in_flow(self, text: str, said: str) -> Reply | None:
+        """Another question asked in the middle of a flow, or None when `text` is to be taken
+        as the flow's answer. Asked for yes/no, "oui, <question>" is a question; asked for a
+        value, words with a number in them are an answer. A question with a plain answer is
+        answered and the flow goes on (once: a second one means the caller has moved on, and
+        the flow is left); one that starts its own flow, action or handoff replaces the flow."""
+        assert self.flow is not None
+        if self.flow.waits_for_yes_no:
+            _, text, said = self._yes_no_head(text, said)
+        elif self.flow.understands(text, date.today()):
+            return None
+        if mentions_number(said):
+            return None
+        route = await self._confident_question(text, said)
+        if route is None or route.intent is None or route.intent == self.last_intent:
             return None
         log.info("session %s: another question during the flow of %s: %s (%.3f)",
                  self.session_id, self.last_intent, route.intent, route.score)
@@ -217,15 +427,6 @@ class Conversation:
             return self._reply(texts + resume, intent=qt.id, score=route.score)
         self.flow = None
         return await self._start_question(route.intent, text, route.score)
-
-    async def _clarified(self, text: str, said: str) -> Reply:
-        assert self.choices is not None
-        choices, self.choices = self.choices, None
-        self.state = State.QUESTION
-        ordinal = re.search(r"\b(premier|premiere|1er|un)\b|\b(deuxieme|second|seconde|autre|deux)\b", said)
-        if ordinal and len(said.split()) <= 4:
-            return await self._start_question(choices[0] if ordinal.group(1) else choices[1], text, None)
-        return await self._answer_question(text, among=choices)
 
     async def _fallback(self, text: str, score: float) -> Reply:
         answer = await self.fallback.answer(text, session_id=self.session_id)
@@ -240,6 +441,7 @@ class Conversation:
         self.team = qt.team
         self.last_intent = qt.id
         self.no_match = 0
+        self.choices = None
         if qt.handoff_reason:
             prompt = "distress" if qt.team == "difficultes" else "handoff"
             reply = self._handoff(qt.team, qt.handoff_reason, self.knowledge.prompt(prompt))
@@ -283,15 +485,6 @@ class Conversation:
         self.state = State.FLOW
         return self._reply(out.texts)
 
-    def _not_understood(self, score: float | None = None) -> Reply:
-        if self.state is State.OFFER_HUMAN:
-            return self._reply([self.knowledge.prompt("confirm_retry")], score=score)
-        self.no_match += 1
-        if self.no_match > MAX_NO_MATCH:
-            self.state = State.OFFER_HUMAN
-            return self._reply([self.knowledge.prompt("offer_human")], score=score)
-        return self._reply([self.knowledge.prompt("no_match", self.no_match - 1)], score=score)
-
     def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:
         self.state = State.HANDOFF
         self.flow, self.keys, self.choices = None, "", None
@@ -327,15 +520,17 @@ class Conversation:
         self.state = State.ANYTHING_ELSE
         return self._reply([self.knowledge.prompt("transfer_failed")])
 
+    # ------------------------------------------------------------------ keypad and silence
+
     async def on_dtmf(self, digits: str) -> Reply:
         """Keys as they come (one at a time from a phone, or several from the text channel).
         While a flow asks for a number, keys are collected up to '#'; otherwise each key is
-        a menu choice: 0 a human, 1 yes, 2 no."""
+        a menu choice: 0 a human, 1 yes (or the first topic offered), 2 no (or the second)."""
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         keys = "".join(c for c in digits if c in "0123456789*#")
         if not keys or len(digits) > MAX_KEYS:
-            return self._reply([self.knowledge.prompt("keypad_invalid")])
+            return self._keypad_invalid()
         if self.state is State.FLOW and self.flow is not None and self.flow.keypad_entry:
             for key in keys:
                 if key == "#":
@@ -350,11 +545,23 @@ class Conversation:
         key = keys[0]
         if key == "0":
             return self._handoff(self.team or "accueil", "demande_conseiller")
-        if key in "12" and self.state is State.FLOW and self.flow is not None:
+        if self.state is State.FLOW and self.flow is not None:
             return self._flow_reply(await self.flow.on_keys(key, date.today()))
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN) and key in "12":
-            return await self.on_text("oui" if key == "1" else "non")
-        return self._reply([self.knowledge.prompt("keypad_invalid")])
+        if self.state is State.CLARIFY and self.choices is not None:
+            if key in "12":
+                return await self._chosen(self.choices[int(key) - 1], "", None)
+            return self._not_understood()
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
+            if key in "12":
+                return await self.on_text("oui" if key == "1" else "non")
+            return self._not_understood()
+        return self._keypad_invalid()
+
+    def _keypad_invalid(self) -> Reply:
+        invalid = [self.knowledge.prompt("keypad_invalid")]
+        if self.last_texts == invalid:
+            return self._not_understood()
+        return self._reply(invalid, reprompt=True)
 
     async def _keypad_entry(self, entry: str) -> Reply:
         assert self.flow is not None
@@ -379,7 +586,17 @@ class Conversation:
         if self.no_input >= MAX_NO_INPUT:
             return self._end("goodbye_no_input")
         question = self.flow.repeat_question() if self.state is State.FLOW and self.flow is not None else []
-        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1), *question])
+        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1), *question], reprompt=True)
+
+
+def _tail_as_said(text: str, normalized_tail: str) -> str:
+    """The end of `text` whose normalised form is `normalized_tail` (the words after a
+    leading "oui"/"non", with their accents and apostrophes, for the router)."""
+    tokens = text.split()
+    for k in range(len(tokens) + 1):
+        if normalize(" ".join(tokens[k:])) == normalized_tail:
+            return " ".join(tokens[k:])
+    return normalized_tail
 
 
 def _lower_first(text: str) -> str:

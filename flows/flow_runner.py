@@ -19,7 +19,8 @@ from flows.slots import SlotValue, parse_keypad, parse_speech
 
 log = logging.getLogger("callbot.flows.runner")
 
-KEYPAD_AFTER_FAILURES = 3   # then the keypad is offered; one more failure: a human
+KEYPAD_AFTER_FAILURES = 3   # at the latest: the keypad is offered; one more failure: a human
+UNCLEAR_YES_NO = 2          # answers to a yes/no that are neither: one re-prompt, then a human
 MAX_STEPS = 200             # per caller turn: a flow looping on itself is a data error
 
 
@@ -39,7 +40,8 @@ class _Position:
 @dataclass
 class _Asking:
     step: Step
-    failures: int = 0
+    failures: int = 0                    # values not heard, and read-backs answered "non"
+    unclear: int = 0                     # read-backs answered neither yes nor no
     candidate: SlotValue | None = None   # parsed, waiting for the caller's "oui"
 
 
@@ -58,6 +60,12 @@ class FlowRunner:
         self._asking: _Asking | None = None
         self._latest_text = latest_text
         self.interrupted = False      # the caller already had another question answered in it
+
+    @property
+    def waits_for_yes_no(self) -> bool:
+        """The caller is asked a yes/no question (a read-back, or a yes_no slot)."""
+        asking = self._asking
+        return asking is not None and (asking.candidate is not None or asking.step.parser == "yes_no")
 
     @property
     def keypad_entry(self) -> bool:
@@ -113,17 +121,26 @@ class FlowRunner:
         step = asking.step
         if value is None:
             asking.failures += 1
-            if asking.failures > KEYPAD_AFTER_FAILURES or (
-                    asking.failures == KEYPAD_AFTER_FAILURES and not step.keypad):
+            reprompts = self._reprompts(step)
+            if asking.failures > len(reprompts):
                 return self._give_up()
-            if asking.failures == KEYPAD_AFTER_FAILURES:
-                return FlowOutput(texts=[step.keypad or ""])
-            retry = step.retry[min(asking.failures, len(step.retry)) - 1] if step.retry else step.prompt
-            return FlowOutput(texts=[retry or ""])
+            return FlowOutput(texts=reprompts[asking.failures - 1])
         if step.confirm:
             asking.candidate = value
             return FlowOutput(texts=[self._confirm_text(asking)])
         return await self._store(value)
+
+    def _reprompts(self, step: Step) -> list[list[str]]:
+        """What is said after each failure, in order, none the same as the one before: the
+        step's own re-prompts, else one in other words; then the keypad, with a human."""
+        p = self._knowledge.prompt
+        if step.parser == "yes_no":
+            first = [step.retry[0]] if step.retry else [p("not_understood_answer"), p("confirm_retry")]
+            return [[*first, p("human_option")]]
+        retries = [[r] for r in step.retry[:KEYPAD_AFTER_FAILURES - 1]] or \
+            [[p("not_understood_answer"), step.prompt or "", p("value_keys")]]
+        keypad = [[step.keypad, p("human_option")]] if step.keypad else []
+        return retries + keypad
 
     def _give_up(self) -> FlowOutput:
         """Speech and keypad both failed: a human takes over."""
@@ -144,10 +161,16 @@ class FlowRunner:
         if answer == "non":
             asking.candidate = None
             asking.failures += 1
+            asking.unclear = 0
             if asking.failures > KEYPAD_AFTER_FAILURES:
                 return self._give_up()
             return FlowOutput(texts=[self._knowledge.prompt("confirm_denied"), asking.step.prompt or ""])
-        return FlowOutput(texts=[self._knowledge.prompt("confirm_retry")])
+        asking.unclear += 1
+        if asking.unclear >= UNCLEAR_YES_NO:
+            return self._give_up()
+        p = self._knowledge.prompt
+        return FlowOutput(texts=[p("not_understood_answer"), self._confirm_text(asking), p("confirm_retry"),
+                                 p("human_option")])
 
     async def _store(self, value: SlotValue) -> FlowOutput:
         asking = self._asking

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import Conversation, DialogueSettings, Keywords, State
+from flows.engine import QUESTION_MIN_SCORE, Conversation, DialogueSettings, Keywords, State
 from flows.knowledge import DATA_DIR, DataError, Knowledge, load_knowledge
-from flows.router import IntentRouter, RouterSettings
+from flows.router import IntentRouter, Route, RouterSettings
 from tests.domain import DOMAIN_TEAMS
 
 
@@ -385,11 +385,13 @@ async def test_dtmf_zero_hands_off(make_conversation, reach, team):
 
 
 async def test_dtmf_other_keys(make_conversation, knowledge):
-    conv = make_conversation()
-    conv.start()
     for keys in ("5", "A", "", "0" * 33):
+        conv = make_conversation()
+        conv.start()
         reply = await conv.on_dtmf(keys)
         assert reply.texts == [knowledge.prompt("keypad_invalid")] and reply.handoff is None, keys
+    again = await conv.on_dtmf("9")  # never the same words twice in a row
+    assert again.texts == [knowledge.prompt("no_match", 0)] and again.handoff is None
     await _to_anything_else(conv := make_conversation())
     reply = await conv.on_dtmf("1")  # 1 = yes, another question
     assert reply.texts == [knowledge.prompt("listening")]
@@ -456,12 +458,16 @@ async def test_no_match_twice_then_offer_human(make_conversation, knowledge):
     assert reply.handoff.reason == "non_compris"
 
 
-async def test_unclear_answer_to_the_offer_asks_for_yes_or_no(make_conversation, knowledge):
+async def test_unclear_answer_to_the_offer_asks_again_once_then_hands_over(make_conversation, knowledge):
     conv = make_conversation()
     await _to_offer_human(conv)
     reply = await conv.on_text("peut-être, je ne sais pas trop")
-    assert reply.texts == [knowledge.prompt("confirm_retry")]
+    assert reply.texts == [knowledge.prompt("not_understood_answer"), knowledge.prompt("offer_human_question"),
+                           knowledge.prompt("confirm_retry")]
     assert conv.state is State.OFFER_HUMAN and reply.handoff is None
+    reply = await conv.on_text("bah euh comment dire")
+    assert reply.handoff is not None and reply.handoff.reason == "non_compris"
+    assert reply.texts == [knowledge.prompt("handoff_not_understood")]
 
 
 async def test_offer_human_declined_goes_back_to_listening(make_conversation, knowledge):
@@ -669,3 +675,309 @@ async def test_a_type_below_its_own_minimum_is_asked_again(make_conversation, kn
     # real distress, however phrased, still goes to a human
     reply = await conv.on_text("j'ai des idées noires, tout s'écroule")
     assert reply.handoff is not None and reply.handoff.team == "difficultes", reply
+
+
+# ------------------------------------------------ a dialogue that recovers (issue 8)
+# The caller is asked yes/no (another question? a human? a read-back) or a value, and says
+# something else: a question of their own, or words that answer nothing.
+
+SIRET = "73282932000074"
+# Neither yes nor no, no value, no question: hesitations as callers make them.
+UNCLEAR = ("euh attendez voir", "hmm bof", "la chose là", "bah euh", "ouh là là", "comment dire euh")
+# Questions asked instead of the answer, the way callers put them: context first.
+WAITING_QUESTIONS = [
+    ("alors voilà, j'ai un client qui me réclame une attestation de vigilance, comment je fais pour l'avoir",
+     "attestation_vigilance"),
+    ("pour l'attestation de vigilance, euh, elle est valable combien de temps", "attestation_vigilance"),
+    (("bon, je suis auto-entrepreneur depuis deux ans, et je me demandais, c'est combien le plafond de "
+      "chiffre d'affaires"), "plafond_micro"),
+    (("je suis à la retraite depuis l'an dernier et je voudrais savoir si j'ai le droit de faire un peu "
+      "d'auto-entreprise"), "retraite_cumul_micro"),
+    ("mon comptable, est-ce qu'il peut faire les déclarations à ma place sur le site", "acces_tiers_comptable"),
+    ("je vends des vieux vêtements sur vinted, est-ce que je dois déclarer quelque chose à l'urssaf",
+     "vente_particulier_plateforme"),
+    ("j'ai fait ma déclaration hier mais je me suis trompée dans le montant, comment je peux corriger",
+     "corriger_declaration"),
+    ("je voudrais changer mon compte bancaire pour les prélèvements, j'ai changé de banque",
+     "changer_rib_prelevement"),
+]
+# Answers and hesitations: never taken for a question, however long.
+WAITING_ANSWERS = (
+    "oui c'est bien ça merci beaucoup madame", "non c'est pas le bon numéro", "attendez je cherche mes papiers",
+    "oui je veux bien", "attendez deux secondes je reviens", "il est où mon papier avec le numéro",
+    "je l'ai pas sous la main là", "peut-être je ne sais pas trop", "excusez-moi j'étais distrait",
+    "c'est mon fils qui s'occupe de ça d'habitude",
+)
+
+
+async def _to_clarify(conv: Conversation) -> None:
+    conv.start()
+    await conv.on_text("le prélèvement")  # rejected by the bank, or its dates?
+    assert conv.state is State.CLARIFY, conv.last_texts
+
+
+async def _to_siret(conv: Conversation) -> None:
+    conv.start()
+    await conv.on_text("je voudrais savoir combien je dois à l'urssaf en ce moment")
+    assert conv.state is State.FLOW and conv.flow is not None and conv.flow.keypad_entry
+
+
+async def _to_read_back(conv: Conversation) -> None:
+    await _to_siret(conv)
+    await conv.on_dtmf(SIRET + "#")
+    assert conv.flow is not None and conv.flow.waits_for_yes_no, conv.last_texts
+
+
+async def _to_postcode(conv: Conversation) -> None:
+    await _to_read_back(conv)
+    await conv.on_text("oui")
+    assert "code postal" in " ".join(conv.last_texts)
+
+
+WAITING = [
+    pytest.param(_to_anything_else, id="anything-else"),
+    pytest.param(_to_offer_human, id="offer-human"),
+    pytest.param(_to_clarify, id="clarify"),
+    pytest.param(_to_siret, id="siret"),
+    pytest.param(_to_read_back, id="read-back"),
+    pytest.param(_to_postcode, id="postcode"),
+]
+
+
+@pytest.mark.parametrize("reach", WAITING)
+async def test_failed_answers_never_get_the_same_reprompt_twice_and_end_with_a_human(make_conversation, reach):
+    conv = make_conversation()
+    await reach(conv)
+    replies = [list(conv.last_texts)]
+    for words in UNCLEAR * 2:
+        reply = await conv.on_text(words)
+        assert reply.texts != replies[-1], (words, reply.texts)
+        replies.append(reply.texts)
+        if reply.handoff is not None:
+            break
+    assert reply.handoff is not None, replies   # a human at the end, never a loop
+    assert len(replies) >= 3, replies           # after one re-prompt at least
+
+
+@pytest.mark.parametrize("reach", [_to_anything_else, _to_offer_human, _to_read_back])
+async def test_an_unclear_yes_no_is_asked_again_in_other_words_with_keys_and_a_human(make_conversation,
+                                                                                      knowledge, reach):
+    conv = make_conversation()
+    await reach(conv)
+    asked = list(conv.last_texts)
+    reply = await conv.on_text("euh attendez voir")
+    said = " ".join(reply.texts)
+    assert knowledge.prompt("confirm_retry") in reply.texts and "tapez 1 pour oui, 2 pour non" in said
+    assert "conseiller" in said and reply.texts != asked and reply.handoff is None
+    assert reply.awaiting == "confirmation"
+
+
+async def test_keys_answer_the_rephrased_yes_no(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_read_back(conv)
+    await conv.on_text("hmm bof")
+    reply = await conv.on_dtmf("1")   # yes: the SIRET is kept, the postcode is asked
+    assert "code postal" in " ".join(reply.texts) and reply.handoff is None
+    conv = make_conversation()
+    await _to_anything_else(conv)
+    await conv.on_text("hmm bof")
+    assert (await conv.on_dtmf("2")).texts == [knowledge.prompt("goodbye")]
+
+
+@pytest.mark.parametrize("reach", [_to_anything_else, _to_offer_human, _to_read_back, _to_siret])
+@pytest.mark.parametrize("lead", ["", "oui, ", "non mais "])
+@pytest.mark.parametrize(("question", "intent"), [WAITING_QUESTIONS[1], WAITING_QUESTIONS[4]])
+async def test_a_question_instead_of_the_answer_is_answered(make_conversation, knowledge, reach, lead, question,
+                                                            intent):
+    conv = make_conversation()
+    await reach(conv)
+    reply = await conv.on_text(lead + question)
+    assert reply.intent == intent, reply
+    assert reply.texts[0] == knowledge.question_types[intent].answer.text, reply
+    assert reply.handoff is None and not reply.ended
+    if reach in (_to_read_back, _to_siret):   # then the flow asks its question again
+        assert reply.texts[-2] == knowledge.prompt("resume_flow") and conv.state is State.FLOW, reply
+
+
+async def test_bare_yes_and_no_are_the_answer(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_anything_else(conv)
+    assert (await conv.on_text("oui oui")).texts == [knowledge.prompt("listening")]
+    conv = make_conversation()
+    await _to_anything_else(conv)
+    assert (await conv.on_text("euh non merci")).ended
+    conv = make_conversation()
+    await _to_offer_human(conv)
+    assert (await conv.on_text("oui s'il vous plaît")).handoff is not None
+    conv = make_conversation()
+    await _to_offer_human(conv)
+    assert (await conv.on_text("non pas vraiment")).texts == [knowledge.prompt("listening")]
+    conv = make_conversation()
+    await _to_read_back(conv)
+    assert "code postal" in " ".join((await conv.on_text("oui c'est bien ça")).texts)
+    conv = make_conversation()
+    await _to_read_back(conv)
+    assert (await conv.on_text("non c'est pas ça")).texts[0] == knowledge.prompt("confirm_denied")
+
+
+async def test_yes_with_words_that_are_no_question(make_conversation, knowledge):
+    # "oui" and something the router does not take: the caller has a question to ask
+    conv = make_conversation()
+    await _to_anything_else(conv)
+    reply = await conv.on_text("oui alors justement j'ai encore une question à vous poser")
+    assert reply.texts == [knowledge.prompt("listening")] and conv.state is State.QUESTION
+    # "non" and words that are no question: the call ends as the caller wishes
+    conv = make_conversation()
+    await _to_anything_else(conv)
+    assert (await conv.on_text("non je crois que c'est bon pour aujourd'hui")).ended
+
+
+@pytest.mark.parametrize(("question", "intent"), WAITING_QUESTIONS)
+def test_questions_asked_while_waiting_pass_the_threshold(router, question, intent):
+    route = router.route(question)
+    assert route.intent == intent and route.score >= QUESTION_MIN_SCORE, route
+
+
+@pytest.mark.parametrize("words", WAITING_ANSWERS)
+async def test_answers_and_hesitations_are_never_taken_for_a_question(make_conversation, knowledge, words):
+    conv = make_conversation()
+    await _to_read_back(conv)
+    reply = await conv.on_text(words)
+    assert reply.intent is None and knowledge.prompt("resume_flow") not in reply.texts, reply
+    assert conv.flow is not None or reply.handoff is not None
+
+
+# ------------------------------------------------------------- clarifying questions
+
+
+def _words(text: str) -> int:
+    return len([w for w in text.replace("?", " ").replace(":", " ").split() if any(c.isalnum() for c in w)])
+
+
+def test_every_type_has_a_short_option_for_clarifying_questions(knowledge):
+    options = knowledge.prompts["clarify_options"]
+    assert set(options) == set(knowledge.question_types)
+    for qid, text in options.items():
+        assert 1 <= _words(text) <= 12 and text.endswith(" ?") and "{" not in text, (qid, text)
+    assert len(set(options.values())) == len(options)  # two options are never said alike
+    clarify = knowledge.prompts["clarify"]
+    assert all(isinstance(v, str) and "{" not in v for v in clarify.values())  # fixed: pre-rendered
+    assert _words(clarify["ask"]) <= 12 and _words(clarify["choose"]) <= 12
+
+
+async def test_clarify_between_two_types_of_one_team_sets_the_team(make_conversation, knowledge):
+    conv = make_conversation()
+    conv.start()
+    reply = await conv.on_text("le prélèvement")
+    first, second = conv.choices
+    assert {first, second} == {"prelevement_rejete", "prelevements_independant"}
+    c, options = knowledge.prompts["clarify"], knowledge.prompts["clarify_options"]
+    assert reply.texts == [c["ask"], options[first], c["or_else"], options[second], c["choose"]]
+    assert reply.team == "paiement" and conv.team == "paiement" and reply.awaiting == "choice"
+    reply = await conv.on_dtmf("2")
+    assert reply.intent == second and reply.team == "paiement"
+
+
+class _ClarifyingRouter:
+    """Scripted: every question is between these two types."""
+
+    def __init__(self, choices: tuple[str, str]) -> None:
+        self.choices = choices
+
+    def route(self, text: str, among=None) -> Route:
+        if among is not None:
+            return Route(intent=None, score=0.1, reason="out_of_scope")
+        return Route(intent=None, score=0.45, clarify=self.choices, reason="clarify")
+
+
+async def test_clarify_between_two_teams_leaves_the_team_unknown(knowledge, keywords):
+    conv = Conversation(session_id="t", knowledge=knowledge, router=_ClarifyingRouter(("hors_tva", "plafond_micro")),
+                        keywords=keywords)
+    conv.start()
+    reply = await conv.on_text("la franchise")
+    assert conv.state is State.CLARIFY and reply.team is None
+    reply = await conv.on_text("le premier")
+    assert reply.intent == "hors_tva" and reply.team == "hors_perimetre"
+    conv = Conversation(session_id="t", knowledge=knowledge,
+                        router=_ClarifyingRouter(("prelevement_rejete", "moyens_paiement")), keywords=keywords)
+    conv.start()
+    assert (await conv.on_text("le paiement")).team == "paiement"
+
+
+async def test_a_new_question_answers_a_clarifying_question(make_conversation):
+    conv = make_conversation()
+    await _to_clarify(conv)
+    question, intent = WAITING_QUESTIONS[4]
+    reply = await conv.on_text(question)
+    assert reply.intent == intent and conv.choices is None
+
+
+# -------------------------------------------------------------------- snapshots
+
+
+FRAGMENTS = [
+    # (first fragment, answered alone; the whole question once joined)
+    pytest.param("je voudrais savoir combien", "je voudrais savoir combien de temps elle est valable, "
+                 "l'attestation de vigilance", id="enters-a-flow"),
+    pytest.param("pour l'attestation de vigilance", "pour l'attestation de vigilance, euh, elle est valable "
+                 "combien de temps", id="answered-then-yes-no"),
+    pytest.param("bof heu", "bof heu, je voudrais savoir comment déclarer mon chiffre d'affaires", id="no-match"),
+    pytest.param("le prélèvement", "le prélèvement de l'urssaf a été rejeté par ma banque, qu'est-ce que je fais",
+                 id="clarify"),
+]
+
+
+def _dialogue_state(conv: Conversation) -> tuple:
+    return (conv.state, conv.team, conv.no_match, conv.unclear, conv.last_intent, conv.choices, conv.slots,
+            conv.keys, conv.flow is None, conv.last_texts)
+
+
+@pytest.mark.parametrize(("fragment", "joined"), FRAGMENTS)
+async def test_restored_snapshot_understands_the_joined_turn_afresh(make_conversation, fragment, joined):
+    conv = make_conversation()
+    conv.start()
+    before = conv.snapshot()
+    first = await conv.on_text(fragment)
+    assert first.texts and _dialogue_state(conv) != _dialogue_state(make_conversation())
+    conv.restore(before)
+    reply = await conv.on_text(joined)
+    fresh = make_conversation()
+    fresh.start()
+    assert reply == await fresh.on_text(joined)
+    assert _dialogue_state(conv) == _dialogue_state(fresh)
+
+
+async def test_restore_twice_shares_nothing_with_the_snapshot(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_postcode(conv)
+    snap = conv.snapshot()
+    siret, asked = conv.slots["siret"], list(conv.last_texts)
+    first = await conv.on_text("c'est le soixante-quinze zéro onze")     # a read-back of the postcode
+    assert "C'est bien cela" in " ".join(first.texts)
+    await conv.on_text("oui")                                             # the flow goes on and ends
+    conv.slots["siret"] = "mutated"
+    conv.restore(snap)
+    assert conv.slots == {"siret": siret} and conv.last_texts == asked and conv.state is State.FLOW
+    assert conv.flow is not None and conv.flow.slots is conv.slots        # still one dict for both
+    assert conv.flow._knowledge is conv.knowledge and conv.router is not None
+    again = await conv.on_text("c'est le soixante-quinze zéro onze")
+    assert again == first
+    conv.slots.clear()
+    conv.restore(snap)                                                    # the snapshot was not touched
+    assert conv.slots == {"siret": siret}
+    assert await conv.on_text("c'est le soixante-quinze zéro onze") == first
+
+
+async def test_restore_brings_back_counters_and_keypad_entry(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_siret(conv)
+    await conv.on_text("euh attendez voir")       # one failure: the next re-prompt is the second
+    await conv.on_dtmf("7328")                    # keys typed, not yet ended by '#'
+    snap = conv.snapshot()
+    failed = await conv.on_text("hmm bof")
+    conv.restore(snap)
+    assert conv.keys == "7328"
+    assert await conv.on_text("hmm bof") == failed
+    conv.restore(snap)
+    reply = await conv.on_dtmf("2932000074#")
+    assert "Est-ce exact" in " ".join(reply.texts), reply
