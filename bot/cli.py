@@ -152,20 +152,26 @@ def _check_e5() -> str:
 
 
 def _prerender(*, answers: bool) -> int:
-    """Fixed prompts (and with `answers`, the knowledge-base answers) rendered into the
-    audio cache once, not during calls. Answers not pre-rendered are rendered the first
-    time they are said (clause by clause, the first one in about a second with Kokoro on
-    this CPU) and cached from then on."""
+    """Every text the bot says without a value (prompts, re-prompts, clarifying questions,
+    flow texts) and the leading clauses of each knowledge-base answer (with `answers`, all
+    of them) rendered into the audio cache once, not while a caller waits. The rest of an
+    answer is rendered during the call while its first clauses play, and cached."""
+    import time
+
     from bot.services import make_speech_engine, speech_style
     from flows.knowledge import load_knowledge
     from voice.speech_renderer import SpeechRenderer
 
     settings = load_settings()
-    renderer = SpeechRenderer(make_speech_engine(settings, threads=os.cpu_count() or 1),
-                              settings.audio_cache_dir)
+    # One engine thread per clause, as many clauses at a time as there are cores: faster
+    # here than one clause at a time on every core (short clauses parallelise badly).
+    workers = os.cpu_count() or 1
+    renderer = SpeechRenderer(make_speech_engine(settings, threads=1), settings.audio_cache_dir)
     texts = load_knowledge().spoken_texts(answers=answers)
-    done = renderer.prerender(texts, speech_style(settings))
-    print(f"audio   {renderer.engine.name}: {done} clauses rendered, {len(texts)} texts cached")
+    started = time.monotonic()
+    done = renderer.prerender(texts, speech_style(settings), workers=workers)
+    print(f"audio   {renderer.engine.name}: {done} clauses rendered in {time.monotonic() - started:.0f} s, "
+          f"{len(texts)} texts cached{' (answers whole)' if answers else ''}")
     return 0
 
 
@@ -286,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", nargs="?", default="check", choices=["check", "provision", "verify", "fetch-voice"])
     p.add_argument("name", nargs="?", help="voice name for fetch-voice, e.g. fr_FR-siwis-medium")
     p.add_argument("--answers", action="store_true",
-                   help="provision: pre-render every answer too (about 20 minutes with Kokoro on 2 cores)")
+                   help="provision: pre-render every answer whole, not only its leading clauses "
+                        "(about 20 minutes with Kokoro on 2 cores)")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("train", help="train the intent router's classifier on the question data (cached)")
     p.add_argument("--force", action="store_true", help="train again even if the data did not change")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from flows.schema import TEAMS, Flow, FlowFile, QuestionFile, QuestionType
+from voice.text_for_speech import clauses, leading_clauses
 
 __all__ = ["TEAMS", "DataError", "Flow", "Knowledge", "QuestionType", "load_knowledge"]
 
@@ -38,27 +39,41 @@ class Knowledge:
         return str(value)
 
     def spoken_texts(self, *, answers: bool = True) -> list[str]:
-        """The fixed texts the bot may say (prompts, flow texts and, with `answers`, the
-        knowledge-base answers): what the audio cache pre-renders."""
+        """What the audio cache pre-renders (`callbot models provision`): every text the bot
+        may say that holds no value (every string of prompts.yaml, whatever its key, and the
+        flows' texts; of a template, the clauses around its values) and of each knowledge-base
+        answer its leading clauses, so that the rest is rendered while they play (all of it
+        with `answers`)."""
         texts: list[str] = []
-
-        def walk(value: Any) -> None:
-            if isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, list):
-                for v in value:
-                    walk(v)
-            elif isinstance(value, dict):
-                for v in value.values():
-                    walk(v)
-
-        walk({k: v for k, v in self.prompts.items() if k not in NOT_PRERENDERED})
-        if answers:
-            texts += [qt.answer.text for qt in self.question_types.values() if qt.answer]
+        for text in _strings(self.prompts):
+            texts += _fixed_parts(text)
         for flow in self.flows.values():
             for step in flow.steps:
-                texts += [t for t in (step.say, step.prompt, step.keypad, *step.retry) if t and "{" not in t]
+                for text in (step.say, step.prompt, step.keypad, step.confirm, *step.retry):
+                    texts += _fixed_parts(text or "")
+        for qt in self.question_types.values():
+            if qt.answer:
+                texts += [qt.answer.text] if answers else leading_clauses(qt.answer.text)
         return texts
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
+def _fixed_parts(text: str) -> list[str]:
+    """A text without a value whole; of a template ("J'ai noté : {siret}. Est-ce exact ?"),
+    its clauses without a value, each said from the cache around the value's own clause."""
+    if "{" not in text:
+        return [text] if text.strip() else []
+    return [c for c in clauses(text) if "{" not in c]
 
 
 def _lines(text: str) -> dict[tuple[Any, ...], int]:
@@ -151,8 +166,6 @@ REQUIRED_PROMPTS = (
     "keypad_invalid", "goodbye", "goodbye_no_input", "transfer_failed", "agent_briefing", "team_names",
     "handoff_reasons", "input_failed", "confirm_denied", "clarify", "fallback_unknown", "resume_flow",
 )
-# Templates and names composed into the agent's briefing: not said to callers as they are.
-NOT_PRERENDERED = ("agent_briefing", "team_names", "handoff_reasons", "clarify")
 
 
 def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:

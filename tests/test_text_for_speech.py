@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voice.text_for_speech import clauses, speakable
+from voice.text_for_speech import clauses, leading_clauses, speakable
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,37 @@ def test_clauses_of_every_prompt_and_answer_fit_the_tts():
         assert parts, text
         assert all(0 < len(p) <= 200 for p in parts)
         assert " ".join(parts).split() == text.split()
+
+
+@pytest.mark.parametrize("figure", ["12 345 678 euros", "24,6 %", "1 500 €", "77\u00a0700 euros"])
+def test_a_very_long_clause_is_never_cut_inside_a_figure(figure):
+    for words in range(40, 52):  # the limit falls before, inside and after the figure
+        text = " ".join(["mot"] * words) + f" {figure} " + " ".join(["mot"] * 30)
+        parts = clauses(text, max_chars=200)
+        assert all(len(p) <= 200 for p in parts)
+        assert " ".join(parts) == text
+        number = figure.removesuffix(" euros")   # a unit word may go to the next clause
+        assert any(number in p for p in parts), (words, parts)
+
+
+def test_the_value_of_a_read_back_is_a_clause_of_its_own():
+    # The fixed words around it come from the audio cache; only the value is rendered.
+    said = "J'ai noté : sept trois deux, huit deux neuf, trois deux zéro, zéro zéro zéro sept quatre. Est-ce exact ?"
+    assert clauses(said) == [
+        "J'ai noté :",
+        "sept trois deux, huit deux neuf, trois deux zéro, zéro zéro zéro sept quatre.",
+        "Est-ce exact ?",
+    ]
+
+
+def test_leading_clauses_cover_what_could_not_be_rendered_while_they_play():
+    long_first = ("Vous pouvez déclarer votre chiffre d'affaires chaque mois ou chaque trimestre, en ligne. "
+                  "Le site vous guide. Gardez le justificatif.")
+    assert leading_clauses(long_first) == clauses(long_first)[:1]
+    short_first = ("Oui. Vous pouvez déclarer votre chiffre d'affaires chaque mois ou chaque trimestre, depuis "
+                   "votre espace en ligne ou depuis l'application mobile de l'Urssaf. Gardez le justificatif.")
+    # "Oui." plays for a fraction of a second: the long sentence after it is needed as well.
+    assert leading_clauses(short_first) == clauses(short_first)[:2]
+    # A voice that renders twenty times faster than it speaks needs only the first.
+    assert leading_clauses(short_first, rtf=0.05) == clauses(short_first)[:1]
+    assert leading_clauses("") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pipecat.frames.frames import ErrorFrame, TTSAudioRawFrame
 
 from models.kokoro import kokoro_files
 from models.piper import PACKAGED_TEST_VOICE, find_piper_voice
@@ -13,6 +14,7 @@ from tests.test_stt import word_error_rate
 from voice.speech_engines import KokoroEngine, PiperEngine, SpeechStyle
 from voice.speech_renderer import PIPELINE_RATE, SpeechRenderer
 from voice.stt import STTSettings, Transcriber
+from voice.tts import RenderedTTSService
 
 BOT_VOICE = "jf_gongitsune"
 
@@ -181,3 +183,34 @@ def test_speech_style_validation(kwargs, message):
 def test_speech_style_bounds_are_accepted():
     SpeechStyle(speed=0.5, sentence_pause_s=0.0)
     SpeechStyle(speed=2.0, sentence_pause_s=3.0)
+
+
+class BrokenEngine:
+    """An engine whose every synthesis fails, as onnxruntime does on a corrupt model."""
+
+    name = "broken"
+    sample_rate = PIPELINE_RATE
+
+    def synthesize(self, text: str, style: SpeechStyle) -> np.ndarray:
+        raise RuntimeError("onnxruntime failed")
+
+
+async def test_a_rendering_failure_reaches_the_reader(tmp_path):
+    renderer = SpeechRenderer(BrokenEngine(), tmp_path)
+    with pytest.raises(RuntimeError, match="onnxruntime failed"):
+        async for _ in renderer.stream("Hello. Again.", SpeechStyle()):
+            pass
+    frames = [f async for f in RenderedTTSService(renderer=renderer).run_tts("Hello. Again.", "c1")]
+    assert [type(f) for f in frames] == [ErrorFrame]
+    assert "onnxruntime failed" in frames[0].error
+
+
+async def test_tts_service_sends_every_clause_in_20_ms_frames(piper, tmp_path):
+    renderer = SpeechRenderer(piper, tmp_path)
+    text = "Hello. How can I help you today?"
+    frames = [f async for f in RenderedTTSService(renderer=renderer).run_tts(text, "c1")]
+    assert all(isinstance(f, TTSAudioRawFrame) and f.sample_rate == PIPELINE_RATE for f in frames)
+    frame_bytes = PIPELINE_RATE // 50 * 2
+    assert all(len(f.audio) <= frame_bytes for f in frames)
+    assert sum(len(f.audio) < frame_bytes for f in frames) <= 2  # the end of each clause
+    assert b"".join(f.audio for f in frames) == renderer.render(text, SpeechStyle())

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,8 @@ class SpeechRenderer:
         audio = resample(audio, self.engine.sample_rate, PIPELINE_RATE)
         pause = np.zeros(int(style.sentence_pause_s * PIPELINE_RATE), dtype=np.int16)
         pcm = np.concatenate([audio, pause]).astype(np.int16).tobytes()
-        tmp = path.with_suffix(".tmp")
+        # Two calls may render the same new clause at once: each writes its own file.
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(pcm)
         tmp.replace(path)
         return pcm
@@ -56,16 +59,43 @@ class SpeechRenderer:
         return b"".join(self.render_clause(c, style) for c in clauses(text))
 
     async def stream(self, text: str, style: SpeechStyle) -> AsyncIterator[bytes]:
-        """One PCM block per clause, the first as soon as it is ready."""
-        for clause in clauses(text):
-            yield await asyncio.to_thread(self.render_clause, clause, style)
+        """One PCM block per clause, the first as soon as it is ready.
 
-    def prerender(self, texts: Iterable[str], style: SpeechStyle) -> int:
-        """Render what is missing from the cache; returns how many clauses were synthesised."""
-        done = 0
-        for text in texts:
-            for clause in clauses(text):
-                if not self._path(clause, style).is_file():
-                    self.render_clause(clause, style)
-                    done += 1
-        return done
+        The clauses are rendered one after the other in the background, each starting as
+        soon as the one before is handed over, not when the consumer asks for it: while
+        clause N plays, clause N+1 is being rendered. Closing the stream (an interruption)
+        stops the rendering after the clause under way, which is cached all the same.
+        """
+        parts = clauses(text)
+        ready: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+
+        async def render_all() -> None:
+            try:
+                for clause in parts:
+                    ready.put_nowait(await asyncio.to_thread(self.render_clause, clause, style))
+            except Exception as e:  # noqa: BLE001 (raised again where the stream is read)
+                ready.put_nowait(e)
+
+        renderer = asyncio.create_task(render_all(), name="speech-render-ahead")
+        try:
+            for _ in parts:
+                block = await ready.get()
+                if isinstance(block, Exception):
+                    raise block
+                yield block
+        finally:
+            renderer.cancel()
+            await asyncio.wait({renderer})
+
+    def prerender(self, texts: Iterable[str], style: SpeechStyle, *, workers: int = 1) -> int:
+        """Render the clauses of `texts` missing from the cache, `workers` at a time (each
+        synthesis on its own thread of the engine); returns how many were synthesised."""
+        missing = [c for c in dict.fromkeys(c for t in texts for c in clauses(t))
+                   if not self._path(c, style).is_file()]
+        if workers <= 1:
+            for clause in missing:
+                self.render_clause(clause, style)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="prerender") as pool:
+                list(pool.map(lambda c: self.render_clause(c, style), missing))
+        return len(missing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
@@ -32,14 +33,16 @@ class RenderedTTSService(TTSService):
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         try:
             await self.start_tts_usage_metrics(text)
-            async for pcm in self._renderer.stream(text, self.style):
-                await self.stop_ttfb_metrics()
-                for start in range(0, len(pcm), FRAME_BYTES):
-                    yield TTSAudioRawFrame(
-                        audio=pcm[start : start + FRAME_BYTES],
-                        sample_rate=PIPELINE_RATE,
-                        num_channels=1,
-                        context_id=context_id,
-                    )
+            # Closed at once when the reply is interrupted: no clause is rendered after it.
+            async with aclosing(self._renderer.stream(text, self.style)) as blocks:
+                async for pcm in blocks:
+                    await self.stop_ttfb_metrics()
+                    for start in range(0, len(pcm), FRAME_BYTES):
+                        yield TTSAudioRawFrame(
+                            audio=pcm[start : start + FRAME_BYTES],
+                            sample_rate=PIPELINE_RATE,
+                            num_channels=1,
+                            context_id=context_id,
+                        )
         except (OSError, ValueError, RuntimeError) as e:
             yield ErrorFrame(error=f"speech synthesis failed: {e}")
