@@ -332,3 +332,29 @@ async def test_static_answer_when_the_action_server_is_down(client_actions_down)
     static = load_knowledge().question_types["echeances_declaration"].answer.text
     assert body["replies"][0] == static
     assert body["handoff"] is None and body["ended"] is False
+
+
+# ------------------------------------------------------ a dialogue that recovers
+
+
+async def test_no_but_a_question_is_answered_not_taken_for_a_goodbye(client):
+    session = await open_session(client)
+    sid = session["session_id"]
+    await send(client, sid, text=PASSWORD_QUESTION)
+    body = await send(client, sid, text="non mais attendez, pour l'attestation de vigilance, elle est valable "
+                                        "combien de temps")
+    assert body["intent"] == "attestation_vigilance" and body["team"] == "attestations", body
+    assert body["ended"] is False and body["awaiting"] == "confirmation"
+    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    assert [t for t in call["turns"] if t["speaker"] == "caller"][-1]["intent"] == "attestation_vigilance"
+    assert (await send(client, sid, text="non merci"))["ended"] is True
+
+
+async def test_clarifying_question_is_short_reports_the_team_and_takes_keys(client):
+    session = await open_session(client)
+    sid = session["session_id"]
+    body = await send(client, sid, text="le prélèvement")
+    assert body["awaiting"] == "choice" and body["team"] == "paiement", body
+    assert all(len(r.split()) <= 12 for r in body["replies"]), body
+    body = await send(client, sid, dtmf="1")
+    assert body["intent"] == "prelevement_rejete" and body["team"] == "paiement", body
