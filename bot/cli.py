@@ -264,6 +264,12 @@ def cmd_bench_intents(args: argparse.Namespace) -> int:
                          holdout=args.holdout, seed=args.seed, sweep=args.sweep, repeats=args.repeats)
 
 
+def cmd_bench_turns(args: argparse.Namespace) -> int:
+    from bot.bench_turns import main as bench_turns
+
+    return bench_turns(limit=args.limit, as_json=args.json, do_tune=args.tune, live=args.live)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_latency_bench
 
@@ -322,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--sweep", action="store_true", help="also decide under other router settings")
     b.add_argument("--repeats", type=int, default=1, help="also average over this many splits (seeds)")
     b.set_defaults(func=cmd_bench_intents)
+    b = bench.add_parser("turns", help="end of turn: cut-off rate and delay on the held-out turn-taking set")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--limit", type=int, default=0, help="only the first N utterances of the set")
+    b.add_argument("--tune", action="store_true", help="also tune the settings on the tuning part")
+    b.add_argument("--live", type=int, default=0,
+                   help="also call the bot over the media stream with N held-out questions")
+    b.set_defaults(func=cmd_bench_turns)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:

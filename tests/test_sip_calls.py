@@ -245,3 +245,21 @@ def test_key_zero_by_sip_info_asks_for_a_human(stack):
     assert [e["data"] for e in record["events"] if e["kind"] == "dtmf"] == [{"keys": "0"}]
     handoff = next(e for e in record["events"] if e["kind"] == "handoff")
     assert handoff["data"] == {"team": "accueil", "reason": "demande_conseiller"}
+
+
+def test_question_with_pauses_by_phone_is_one_turn(stack, greeting_s, tmp_path):
+    """A caller who stops twice mid-question (0.8 and 0.6 s) is heard to the end."""
+    server, gateway, _ = stack
+    voice = CallerVoice("jf_nezumi")
+    question = voice.say_with_pauses(
+        ["Bonjour, je vous appelle parce que", "je voudrais connaître le plafond de",
+         "chiffre d'affaires d'un auto-entrepreneur."], [0.8, 0.6])
+    wav = write_wav(tmp_path / "paused.wav", timeline([(greeting_s + 1.5, question), (12.0, None)]), 16000)
+    before = len(sip_calls(server))
+    result = place_call(gateway.uri, wav, workdir=tmp_path / "call", duration_s=greeting_s + 1.5 + 20)
+    assert result.established, result.log[-2000:]
+    record = server.wait_for(sip_calls(server)[before]["id"], lambda r: r["ended_at"] is not None, timeout=15)
+    caller = [t for t in record["turns"] if t["speaker"] == "caller"]
+    assert len(caller) == 1, caller
+    assert caller[0]["intent"] == "plafond_micro", caller
+    assert record["team"] == "seuils"

@@ -98,6 +98,26 @@ def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, ren
     assert rms_envelope(received_16k, 16000).max() > 500
 
 
+def test_question_with_pauses_over_webrtc_is_one_turn(tmp_path, renderer):
+    """A caller who stops twice mid-question (0.6 and 0.9 s) is heard to the end."""
+    voice = CallerVoice("jf_tebukuro")
+    question = voice.say_with_pauses(
+        ["Bonjour, je vous appelle parce que", "je voudrais connaître le plafond de",
+         "chiffre d'affaires d'un auto-entrepreneur."], [0.6, 0.9])
+    wait = greeting_seconds(renderer) + 1.5
+    mic = write_wav(tmp_path / "paused.wav", timeline([(wait, question), (12.0, None)]), 16000)
+    with bot_server(tmp_path) as server, browser_call(server, mic) as page:
+        call_id = page.evaluate("window.callbot.callId")
+        record = server.wait_for(
+            call_id, lambda r: any(t["speaker"] == "bot" and t["intent"] for t in r["turns"]), timeout=wait + 40)
+        page.wait_for_timeout(2000)
+        record = server.call_record(call_id)
+    caller = [t for t in record["turns"] if t["speaker"] == "caller"]
+    assert len(caller) == 1, caller
+    assert caller[0]["intent"] == "plafond_micro", caller
+    assert record["team"] == "seuils"
+
+
 def test_caller_says_goodbye_and_the_bot_hangs_up(tmp_path, caller_voice, renderer):
     wait = greeting_seconds(renderer) + 1.5
     mic = write_wav(tmp_path / "bye.wav",
