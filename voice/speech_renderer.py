@@ -1,8 +1,9 @@
 """Text to 16 kHz PCM, clause by clause, through an on-disk cache of rendered clauses.
 
-Kokoro is slower than real time on this CPU for long texts, so fixed prompts and
-knowledge-base answers are pre-rendered once (`callbot models provision`) and
-only what changes is synthesised during a call.
+Kokoro on one thread of this CPU renders about as fast as it speaks, so every text said
+without a value and the leading clauses of each knowledge-base answer are pre-rendered
+once (`callbot models provision`, Knowledge.spoken_texts). During a call the rest is
+rendered clause by clause, each while the one before it plays.
 """
 
 from __future__ import annotations
