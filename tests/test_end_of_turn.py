@@ -84,11 +84,11 @@ def test_scripted_timeline_pause_mid_question_is_not_an_end():
         _pause(1.8, 2.5, 0.3, "Pour l'attestation de vigilance,"),
         _pause(3.1, None, 0.93, "Pour l'attestation de vigilance, elle dure combien de temps ?", final=True),
     ], true_end=3.1)
-    cut, delay = outcome(SETTINGS, scored)
+    cut, delay, _ = outcome(SETTINGS, scored)
     assert not cut
     assert delay == pytest.approx(SETTINGS.complete_s)
-    # silence alone (0.5 s) answers the fragment
-    assert outcome(replace(SETTINGS, engine="silence", silence_s=0.5), scored) == (True, None)
+    # silence alone (0.5 s) answers the fragment; the caller goes on 0.2 s later: merged back
+    assert outcome(replace(SETTINGS, engine="silence", silence_s=0.5), scored) == (True, None, False)
 
 
 def test_scripted_timeline_open_phrase_waits_for_a_long_pause():
@@ -101,6 +101,10 @@ def test_scripted_timeline_open_phrase_waits_for_a_long_pause():
     long_pause = Scored(scored.item, [replace(scored.pauses[0], resumes_at=1.8 + SETTINGS.max_wait_s + 0.5),
                                       scored.pauses[1]], 5.0)
     assert outcome(SETTINGS, long_pause)[0] is True
+    # and a caller who goes on 3 s after the answer began is not heard as going on
+    very_long = Scored(scored.item, [replace(scored.pauses[0], resumes_at=1.8 + SETTINGS.max_wait_s + 3.5),
+                                     scored.pauses[1]], 5.0)
+    assert outcome(SETTINGS, very_long)[::2] == (True, True)
 
 
 def test_scripted_timeline_decision_is_never_before_the_vad_reports_the_pause():

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import webrtcvad
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -41,6 +42,10 @@ log = logging.getLogger("callbot.voice.turns")
 RATE = 16_000
 BYTES_PER_S = RATE * 2
 JOIN_GAP_S = 0.3  # silence put between two pieces of one question before decoding them together
+# The VAD confirms speech 0.2 s after it starts; a turn is not ended while speech this
+# long (voiced 20 ms frames in a row) is starting again, confirmed or not yet.
+ONSET_FRAMES = 3
+ONSET_WAIT_S = 0.3
 
 
 @dataclass
@@ -87,6 +92,9 @@ class TurnTranscriber(FrameProcessor):
         self._pending: asyncio.Task | None = None
         self._speaking = False
         self._off = False
+        self._onset_vad = webrtcvad.Vad(3)
+        self._voiced_run = 0      # voiced 20 ms frames in a row, the latest audio
+        self._pcm_tail = b""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -117,6 +125,7 @@ class TurnTranscriber(FrameProcessor):
     async def _on_audio(self, pcm: bytes) -> None:
         if self._off:
             return
+        self._follow_onset(pcm)
         if self._turn is None:
             self._preroll.append(pcm)
             self._preroll_bytes += len(pcm)
@@ -157,6 +166,13 @@ class TurnTranscriber(FrameProcessor):
         if last.bot_started_at is None:
             return now - last.committed_at <= self._settings.continuation_s
         return now - last.bot_started_at <= self._settings.continuation_s
+
+    def _follow_onset(self, pcm: bytes) -> None:
+        self._pcm_tail += pcm
+        size = RATE // 50 * 2
+        while len(self._pcm_tail) >= size:
+            chunk, self._pcm_tail = self._pcm_tail[:size], self._pcm_tail[size:]
+            self._voiced_run = self._voiced_run + 1 if self._onset_vad.is_speech(chunk, RATE) else 0
 
     def _on_pause(self, speech_end: float) -> None:
         if self._off or self._turn is None or self._pending is not None:
@@ -210,6 +226,10 @@ class TurnTranscriber(FrameProcessor):
         remaining = speech_end + decision.wait_s - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
+        waited = 0.0
+        while not force and self._voiced_run >= ONSET_FRAMES and waited < ONSET_WAIT_S:
+            await asyncio.sleep(0.02)  # the caller is speaking again: the VAD will confirm it
+            waited += 0.02
         self._pending = None
         # A turn cut at its longest while the caller still speaks: the rest is a new turn.
         self._turn = _Turn(audio=bytearray(), started=time.monotonic()) if force and self._speaking else None
