@@ -344,6 +344,7 @@ POLICIES: dict[str, tuple[Callable[[EndOfTurnSettings], EndOfTurnSettings], dict
     "silence 1.2 s": (lambda s: replace(s, engine="silence", silence_s=1.2), {}),
     "smart-turn + silence (no words)": (lambda s: s, {"use_text": False}),
     "words + silence (no smart-turn)": (lambda s: s, {"use_audio": False}),
+    "smart-turn + words (no question rule)": (lambda s: replace(s, require_question=False), {}),
     "smart-turn + words + silence": (lambda s: s, {}),
 }
 
@@ -360,9 +361,9 @@ def summarise(settings: EndOfTurnSettings, scored: Iterable[Scored], **kw) -> di
             "delay_p95_ms": 1000 * percentile(delays, 0.95) if delays else None}
 
 
-def tune(scored: list[Scored], base: EndOfTurnSettings) -> EndOfTurnSettings:
-    """The settings with the fewest cuts whose mean delay stays under 0.6 s (then the shortest
-    delay), on the tuning part only."""
+def tune(scored: list[Scored], base: EndOfTurnSettings, budget_ms: float = 600.0) -> EndOfTurnSettings:
+    """The settings with the fewest cuts whose mean delay stays under `budget_ms` (then the
+    shortest delay), on the tuning part only."""
     best, best_key = base, None
     for complete_p in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
         for likely_p in (0.1, 0.2, 0.3, 0.4, 0.5):
@@ -376,7 +377,7 @@ def tune(scored: list[Scored], base: EndOfTurnSettings) -> EndOfTurnSettings:
                         r = summarise(s, scored)
                         if r["delay_mean_ms"] is None:
                             continue
-                        key = (r["delay_mean_ms"] > 600, r["cut_percent"], r["delay_mean_ms"])
+                        key = (r["delay_mean_ms"] > budget_ms, r["cut_percent"], r["delay_mean_ms"])
                         if best_key is None or key < best_key:
                             best, best_key = s, key
     return best
@@ -438,10 +439,18 @@ def main(*, limit: int | None = None, as_json: bool = False, do_tune: bool = Fal
     report: dict = {"held_out": {}, "settings": asdict(settings.turn)}
     if do_tune:
         scored_tuning = score_set(tuning, cache, settings)
-        tuned = tune(scored_tuning, settings.turn)
-        report["tuned"] = asdict(tuned)
-        report["tuning"] = summarise(tuned, scored_tuning)
-        print(f"tuned on the tuning part: {report['tuned']}\n  there: {report['tuning']}")
+        report["tuning"] = {}
+        for budget in (600, 800, 1000, 1200):
+            tuned = tune(scored_tuning, settings.turn, budget)
+            report["tuning"][budget] = {"settings": asdict(tuned), "tuning": summarise(tuned, scored_tuning),
+                                        "held_out": summarise(tuned, scored_held)}
+        print("tuned on the tuning part, for a mean delay budget (then checked on the held-out part):")
+        for budget, r in report["tuning"].items():
+            t, h, st = r["tuning"], r["held_out"], r["settings"]
+            print(f"  <= {budget} ms: cut {t['cut_percent']:.1f} % at {t['delay_mean_ms']:.0f} ms (held out: "
+                  f"{h['cut_percent']:.1f} % at {h['delay_mean_ms']:.0f} ms) with complete >= "
+                  f"{st['complete_probability']} -> {st['complete_s']} s, likely >= {st['likely_probability']} -> "
+                  f"{st['likely_s']} s, unsure {st['unsure_s']} s", flush=True)
     for name, (make, kw) in POLICIES.items():
         report["held_out"][name] = summarise(make(settings.turn), scored_held, **kw)
     by_kind = {k: summarise(settings.turn, [s for s in scored_held if s.item.kind == k])

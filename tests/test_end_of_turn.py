@@ -38,6 +38,8 @@ SETTINGS = EndOfTurnSettings()
     ("Je voudrais savoir le plafond et", "open"),
     ("mon problème c'est", "open"),
     ("Il y a", "closed"),              # "il y a" ends a sentence ("qu'est-ce qu'il y a")
+    ("Bonjour, je voudrais savoir", "open"),
+    ("Est-ce que je peux ?", "closed"),
     ("Quel est le plafond ?", "closed"),
     ("C'est quoi le plafond ?", "closed"),
     ("Qu'est-ce que c'est ?", "closed"),
@@ -64,6 +66,18 @@ def test_decision_waits_longer_when_the_turn_is_not_finished():
     silence = replace(s, engine="silence", silence_s=0.5)
     assert decide(silence, 0.01, "parce que").wait_s == 0.5
     assert s.max_wait_s <= 2.0  # the "up to about 2 s"
+
+
+def test_context_alone_is_not_a_finished_turn():
+    s = SETTINGS
+    # callers give their situation first and ask last
+    assert decide(s, 0.97, "Je suis auto-entrepreneur depuis deux ans.").reason == "context only"
+    assert decide(s, 0.97, "Je suis auto-entrepreneur depuis deux ans.").wait_s == s.unsure_s
+    assert decide(s, 0.97, "Je suis auto-entrepreneur, quel est mon plafond ?").wait_s == s.complete_s
+    # short answers to the bot's questions are not held back
+    assert decide(s, 0.97, "Oui.").wait_s == s.complete_s
+    assert decide(s, 0.97, "Non merci.").wait_s == s.complete_s
+    assert decide(replace(s, require_question=False), 0.97, "Je suis auto-entrepreneur.").wait_s == s.complete_s
 
 
 def test_settings_are_checked():

@@ -34,6 +34,9 @@ _OPEN_WORDS = frozenset((
     "plusieurs", "certains", "certaines", "aucun", "aucune", "je", "j", "tu", "il", "elle",
     "on", "nous", "vous", "ils", "elles", "me", "m", "te", "t", "se", "s", "y", "qui", "dont",
     "lequel", "laquelle", "euh", "heu", "hum", "hmm", "bah", "ben", "beh",
+    # verbs that announce what follows: "je voudrais savoir...", "je vous appelle pour..."
+    "savoir", "connaître", "demander", "voudrais", "voulais", "aimerais", "souhaiterais",
+    "souhaite", "veux", "faut", "dois", "peux", "appelle",
 ))
 # Two-word endings that leave the phrase open ("c'est", "il y a", "est-ce que").
 _OPEN_PAIRS = frozenset({("c", "est"), ("il", "y"), ("ce", "que"), ("est", "ce"),
@@ -44,6 +47,21 @@ _NUMBER_WORDS = frozenset((
     "onze", "douze", "treize", "quatorze", "quinze", "seize", "vingt", "trente", "quarante",
     "cinquante", "soixante", "cent", "cents", "mille",
 ))
+
+
+# A caller tells their situation first and asks last: until a question or a request has
+# been said, a pause that sounds final is more likely the end of the context.
+_ASKED = re.compile(
+    r"\?|\b(comment|combien|quel|quelle|quels|quelles|pourquoi|où|quand|est-ce|qu'est|quoi|"
+    r"voudrais|voulais|aimerais|veux|cherche|besoin|pouvez|pourriez|peut-on|puis-je|dois-je|"
+    r"faut-il|est-il|ai-je|svp|s'il vous plaît|merci|au revoir|oui|non|d'accord|conseiller)\b",
+    re.IGNORECASE)
+SHORT_ANSWER_WORDS = 3  # "oui", "non merci", "d'accord": answers, not questions
+
+
+def asks_something(text: str) -> bool:
+    """A question, a request or an answer has been said (not only context so far)."""
+    return len(_words(text)) <= SHORT_ANSWER_WORDS or bool(_ASKED.search(text))
 
 
 def _words(text: str) -> list[str]:
@@ -72,16 +90,19 @@ def text_ending(text: str) -> str:
 class EndOfTurnSettings:
     """How long to wait after the caller stops, by what the turn sounds and reads like.
 
-    Defaults tuned on the tuning part of the turn-taking set (`callbot bench turns`)."""
+    Defaults: `callbot bench turns --tune`'s choice on the tuning part of the turn-taking
+    set for a mean end-of-turn delay of at most 1.2 s (README, "Measured")."""
 
     engine: str = "smart"            # "smart": audio + words + silence; "silence": silence only
     silence_s: float = 0.6           # engine "silence": the fixed wait
-    complete_s: float = 0.25         # sounds complete (smart-turn >= complete_probability), reads closed
-    likely_s: float = 0.6            # smart-turn between likely_probability and complete_probability
-    unsure_s: float = 1.1            # smart-turn below likely_probability, or a number, or '...'
+    complete_s: float = 0.3          # sounds complete (smart-turn >= complete_probability), reads closed
+    likely_s: float = 1.0            # smart-turn between likely_probability and complete_probability
+    unsure_s: float = 1.4            # smart-turn below likely_probability, a number, '...', context only
     max_wait_s: float = 2.0          # reads open ("parce que", "de", "euh"): the longest wait
-    complete_probability: float = 0.8
-    likely_probability: float = 0.4
+    complete_probability: float = 0.9
+    likely_probability: float = 0.1
+    # Only context said so far ("je suis auto-entrepreneur depuis deux ans"): unsure at best.
+    require_question: bool = True
     max_turn_s: float = 28.0         # a turn longer than this is cut (Whisper's window is 30 s)
     continuation_s: float = 2.0      # the caller goes on within this after the bot began: one question
 
@@ -112,6 +133,9 @@ def decide(settings: EndOfTurnSettings, probability: float | None, text: str) ->
     if ending in ("number", "trailing"):
         return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
                         ending, probability)
+    if settings.require_question and not asks_something(text):
+        return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
+                        "context only", probability)
     if probability >= settings.complete_probability:
         return Decision(settings.complete_s, "complete", probability)
     if probability >= settings.likely_probability:
