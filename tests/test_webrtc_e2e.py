@@ -100,7 +100,7 @@ def test_question_over_webrtc_is_answered_with_audio(tmp_path, caller_voice, ren
 
 def test_question_with_pauses_over_webrtc_is_one_turn(tmp_path, renderer):
     """A caller who stops twice mid-question (0.6 and 0.9 s) is heard to the end."""
-    voice = CallerVoice("jf_tebukuro")
+    voice = CallerVoice("jm_kumo")
     question = voice.say_with_pauses(
         ["Bonjour, je vous appelle parce que", "je voudrais connaître le plafond de",
          "chiffre d'affaires d'un auto-entrepreneur."], [0.6, 0.9])

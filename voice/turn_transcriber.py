@@ -240,11 +240,13 @@ class TurnTranscriber(FrameProcessor):
         if not transcript.text:
             log.debug("call %s: nothing said (noise or breath)", self._call_id)
             return
-        # The text may hold personal data: it goes to the call record, never to the logs.
-        log.debug("call %s: caller turn of %d words (confidence %.2f, stt %d ms, waited %.2f s: %s)",
-                  self._call_id, len(transcript.text.split()), transcript.confidence, transcript.duration_ms,
-                  decision.wait_s, decision.reason)
         now = time.monotonic()
+        # The text may hold personal data: it goes to the call record, never to the logs.
+        log.info("call %s: caller turn of %d words (confidence %.2f, stt %d ms); end of turn after %d ms "
+                 "(wait %d ms: %s, smart-turn %s)%s", self._call_id, len(transcript.text.split()),
+                 transcript.confidence, transcript.duration_ms, (now - speech_end) * 1000, decision.wait_s * 1000,
+                 decision.reason, "-" if decision.probability is None else f"{decision.probability:.2f}",
+                 ", goes on with the last turn" if turn.continues else "")
         self._last = _Committed(audio=pcm, text=transcript.text, started=turn.started, committed_at=now)
         await self.push_frame(TranscriptionFrame(
             transcript.text, "caller", time_now_iso8601(), Language.FR,
