@@ -270,6 +270,12 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
     return bench_turns(limit=args.limit, as_json=args.json, do_tune=args.tune, live=args.live)
 
 
+def cmd_bench_stt(args: argparse.Namespace) -> int:
+    from bot.bench_stt import main as bench_stt
+
+    return bench_stt(limit=args.limit, as_json=args.json, sweep=args.sweep, progress=args.verbose)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_latency_bench
 
@@ -328,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--sweep", action="store_true", help="also decide under other router settings")
     b.add_argument("--repeats", type=int, default=1, help="also average over this many splits (seeds)")
     b.set_defaults(func=cmd_bench_intents)
+    b = bench.add_parser("stt", help="WER and decoding time on real French telephone speech, against plain Whisper base")
+    b.add_argument("--limit", type=int, default=0, help="only the first N utterances")
+    b.add_argument("--json", action="store_true", help="print the figures (and every transcript) as JSON")
+    b.add_argument("--sweep", action="store_true", help="also the other settings compared when choosing")
+    b.set_defaults(func=cmd_bench_stt)
     b = bench.add_parser("turns", help="end of turn: cut-off rate and delay on the held-out turn-taking set")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.add_argument("--limit", type=int, default=0, help="only the first N utterances of the set")

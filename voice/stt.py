@@ -1,23 +1,38 @@
-"""French speech recognition with faster-whisper: one shared model, production decoding."""
+"""French speech recognition with faster-whisper: one shared model, production decoding.
+
+Decoding was chosen on real French telephone speech (`callbot bench stt`, README
+'Measured'): the domain vocabulary is given as faster-whisper `hotwords` (a short list of
+terms, not a sentence to imitate), with no repetition penalties; a loop guard decodes
+again with the anti-loop options only when the text repeats itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
 log = logging.getLogger("callbot.voice.stt")
 
-# Biases spelling towards the helpline's vocabulary; also keeps Whisper base out of
-# the repetition loops it falls into on telephone-band audio.
+# The former production prompt: a whole sentence of domain words. Kept for comparison
+# (`callbot bench stt --sweep`): on real speech it cost about 4 points of WER.
 DOMAIN_PROMPT = (
     "Appel à l'Urssaf. Auto-entrepreneur, micro-entreprise, chiffre d'affaires, "
     "cotisations, déclaration, attestation de vigilance, SIRET, ACRE, conseiller."
 )
+# Spellings Whisper base gets wrong without a hint ("l'Ursaf", "Siret", "l'acre").
+DOMAIN_HOTWORDS = "Urssaf, SIRET, ACRE, auto-entrepreneur, cotisations, attestation de vigilance"
 
 
 # What Whisper writes on noise, music or silence: subtitles credits learnt from its
@@ -28,6 +43,11 @@ HALLUCINATIONS = re.compile(
     re.IGNORECASE,
 )
 
+# A word group said this many times in a row is a decoding loop ("en en en en ..."),
+# not speech: people say "non non non", not four times.
+LOOP_REPEATS = 4
+LOOP_MAX_NGRAM = 6
+
 
 @dataclass(frozen=True)
 class STTSettings:
@@ -35,11 +55,28 @@ class STTSettings:
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 2
-    beam_size: int = 1
-    no_repeat_ngram_size: int = 3
-    repetition_penalty: float = 1.1
+    beam_size: int = 5
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
     no_speech_threshold: float = 0.6
-    initial_prompt: str = DOMAIN_PROMPT
+    initial_prompt: str = ""
+    hotwords: str = DOMAIN_HOTWORDS
+    # When the text loops: decode again with these, then cut what still repeats.
+    loop_guard: bool = True
+    guard_no_repeat_ngram_size: int = 3
+    guard_repetition_penalty: float = 1.1
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
+        if self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be 0 (all) or more, not {self.cpu_threads}")
+        if self.repetition_penalty <= 0 or self.guard_repetition_penalty <= 0:
+            raise ValueError("repetition penalties must be positive (1.0 is none)")
+        if self.no_repeat_ngram_size < 0 or self.guard_no_repeat_ngram_size < 0:
+            raise ValueError("no_repeat_ngram_size must be 0 (off) or more")
+        if not 0.0 <= self.no_speech_threshold <= 1.0:
+            raise ValueError(f"no_speech_threshold must be within 0..1, not {self.no_speech_threshold}")
 
 
 @dataclass(frozen=True)
@@ -47,50 +84,123 @@ class Transcript:
     text: str
     confidence: float        # exp(mean log-probability of the tokens), 0..1
     duration_ms: int         # decoding time
+    loop_guarded: bool = False  # the first decoding looped and was redone or cut
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _first_loop(keys: list[str]) -> tuple[int, int, int] | None:
+    """(start, n, repeats) of the first group of n words said LOOP_REPEATS times or more in a row."""
+    for start in range(len(keys)):
+        for n in range(1, LOOP_MAX_NGRAM + 1):
+            group = keys[start:start + n]
+            if len(group) < n:
+                break
+            repeats = 1
+            while keys[start + repeats * n:start + (repeats + 1) * n] == group:
+                repeats += 1
+            if repeats >= LOOP_REPEATS:
+                return start, n, repeats
+    return None
+
+
+def has_loop(text: str) -> bool:
+    return _first_loop(_WORD.findall(text.lower())) is not None
+
+
+def cut_loops(text: str) -> str:
+    """Every run of a repeated word group kept once ("de-de-de-de-de" -> "de")."""
+    while True:
+        words = list(_WORD.finditer(text))
+        keys = [w.group().lower() for w in words]
+        found = _first_loop(keys)
+        if found is None:
+            return text
+        start, n, repeats = found
+        last = start + repeats * n - 1
+        while last + 1 < len(keys) and keys[last + 1] == keys[start + (last + 1 - start) % n]:
+            last += 1  # the group's beginning said once more, cut short
+        text = text[:words[start + n - 1].end()] + text[words[last].end():]
+
+
+def _joined(segments: list[Any]) -> str:
+    # U+FFFD: a character whose bytes were split across tokens and never completed.
+    return " ".join(" ".join(seg.text.replace("\ufffd", "").split()) for seg in segments).strip()
 
 
 class Transcriber:
-    """Owns the Whisper model; thread-safe, shared by every call."""
+    """Owns the Whisper model and the one thread that decodes with it; shared by every call.
 
-    def __init__(self, settings: STTSettings) -> None:
+    `transcribe` blocks; `transcribe_async` runs it on the Transcriber's own executor
+    (one worker: the model decodes one segment at a time), so the default executor, which
+    other calls' I/O and cached replies use, never queues behind Whisper.
+    """
+
+    def __init__(self, settings: STTSettings, *, model: WhisperModel | None = None) -> None:
+        """`model`: an already loaded model to decode with (benchmarks comparing settings)."""
         from faster_whisper import WhisperModel
 
         from models.whisper import resolve_whisper_model
 
         self.settings = settings
-        self.model = WhisperModel(
+        self.model = model or WhisperModel(
             resolve_whisper_model(settings.model),
             device=settings.device,
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
         )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
-    def transcribe(self, audio: np.ndarray, *, vad_filter: bool = False) -> Transcript:
-        """16 kHz float32 mono in, French text out (blocking)."""
+    def _decode(self, audio: np.ndarray, *, vad_filter: bool, guarded: bool) -> list[Any]:
         s = self.settings
-        started = time.perf_counter()
         segments, _ = self.model.transcribe(
             audio,
             language="fr",
             task="transcribe",
             beam_size=s.beam_size,
             temperature=0.0,
-            no_repeat_ngram_size=s.no_repeat_ngram_size,
-            repetition_penalty=s.repetition_penalty,
-            initial_prompt=s.initial_prompt,
+            no_repeat_ngram_size=s.guard_no_repeat_ngram_size if guarded else s.no_repeat_ngram_size,
+            repetition_penalty=s.guard_repetition_penalty if guarded else s.repetition_penalty,
+            initial_prompt=s.initial_prompt or None,
+            hotwords=s.hotwords or None,
             condition_on_previous_text=False,
             vad_filter=vad_filter,
             without_timestamps=True,
         )
-        kept = [seg for seg in segments
+        return [seg for seg in segments  # decoding happens while iterating
                 if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
-        text = " ".join(seg.text.strip() for seg in kept).strip()
+
+    def transcribe(self, audio: np.ndarray, *, vad_filter: bool = False) -> Transcript:
+        """16 kHz float32 mono in, French text out (blocking)."""
+        started = time.perf_counter()
+        kept = self._decode(audio, vad_filter=vad_filter, guarded=False)
+        text = _joined(kept)
+        looped = self.settings.loop_guard and has_loop(text)
+        if looped:
+            kept = self._decode(audio, vad_filter=vad_filter, guarded=True)
+            text = cut_loops(_joined(kept))
+        if not _WORD.search(text):  # "...", "? ? ? ?": no word was heard
+            text, kept = "", []
         logprob = (sum(seg.avg_logprob for seg in kept) / len(kept)) if kept else -math.inf
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        if looped:
+            log.info("decoding looped: decoded again with the anti-loop options (%d ms)", elapsed_ms)
         return Transcript(
             text=text,
             confidence=round(math.exp(logprob), 3) if kept else 0.0,
-            duration_ms=int((time.perf_counter() - started) * 1000),
+            duration_ms=elapsed_ms,
+            loop_guarded=looped,
         )
+
+    async def transcribe_async(self, audio: np.ndarray, **kw: Any) -> Transcript:
+        """`transcribe` on the Transcriber's own one-thread executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self.transcribe, audio, **kw))
+
+    def close(self) -> None:
+        """Stops the decoding thread; segments still queued are dropped."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def load_audio_16k(path: str) -> np.ndarray:
