@@ -62,7 +62,8 @@ class Variant:
 
 PLAIN_BASE = Variant(
     "plain Whisper base",
-    STTSettings(initial_prompt="", hotwords="", repetition_penalty=1.0, no_repeat_ngram_size=0, loop_guard=False),
+    STTSettings(beam_size=1, initial_prompt="", hotwords="", repetition_penalty=1.0, no_repeat_ngram_size=0,
+                loop_guard=False),
     vad_filter=True,
 )
 
