@@ -351,6 +351,24 @@ async def test_transcribe_async_runs_on_the_whisper_thread(transcriber, monkeypa
     assert len(set(threads)) == 1 and threads[0].startswith("whisper"), threads
 
 
+async def test_a_cancelled_segment_is_not_decoded(transcriber, monkeypatch):
+    decoded = []
+
+    def slow_transcribe(audio: np.ndarray, *, vad_filter: bool = False) -> Transcript:
+        decoded.append(len(audio))
+        time.sleep(0.2)
+        return Transcript(text="oui", confidence=0.9, duration_ms=200)
+
+    monkeypatch.setattr(transcriber, "transcribe", slow_transcribe)
+    first = asyncio.ensure_future(transcriber.transcribe_async(np.zeros(1600, dtype=np.float32)))
+    stale = asyncio.ensure_future(transcriber.transcribe_async(np.zeros(3200, dtype=np.float32)))
+    await asyncio.sleep(0.05)
+    stale.cancel()  # a speculative decode the caller's next words made stale, still queued
+    assert (await first).text == "oui"
+    await asyncio.sleep(0.3)
+    assert decoded == [1600]
+
+
 @needs_sounds
 async def test_transcribe_async_real_audio(transcriber, transcripts):
     audio = load_audio_16k(str(SOUNDS / "dir-nomatch.wav"))
