@@ -84,6 +84,7 @@ def sweep_variants() -> list[Variant]:
         Variant("hotwords, no loop guard, beam 1", replace(current, beam_size=1, loop_guard=False),
                 vad_filter=False),
         Variant("current settings + VAD filter", current, vad_filter=True),
+        Variant("current settings, 30 s encoder window", replace(current, fitted_window=False), vad_filter=False),
         Variant("plain Whisper base, beam 5", replace(plain, beam_size=5), vad_filter=True),
     ]
 

@@ -475,4 +475,6 @@ def main(*, limit: int | None = None, as_json: bool = False, do_tune: bool = Fal
               f"{r['right_intent']}/{r['questions']}; right team: {r['right_team']}/{r['questions']}")
         print(f"  reply latency at the caller's side: p50 {r['latency_p50_ms']:.0f} ms, "
               f"p95 {r['latency_p95_ms']:.0f} ms (target p50 <= 1000, p95 <= 1500)")
+        print(f"  server side, p50: end of speech -> transcript {r['stt_p50_ms']:.0f} ms (end-of-turn wait "
+              f"and Whisper), -> reply {r['dialogue_p50_ms']:.0f} ms, -> first audio {r['tts_p50_ms']:.0f} ms")
     return 0

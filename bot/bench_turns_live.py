@@ -35,12 +35,18 @@ def live_calls(items, cache_dir: Path) -> dict:
 
     teams = {qt.id: qt.team for qt in load_knowledge().question_types.values()}
     one_turn = right_intent = right_team = 0
+    parts: dict[str, list[int]] = {"stt_ms": [], "dialogue_ms": [], "tts_ms": []}
     latencies = [c.latency_s * 1000 for _, c in rows if c.latency_s is not None]
     for (item, _), record in zip(rows, records, strict=False):
         caller = [t for t in record["turns"] if t["speaker"] == "caller"]
         merged = any(e["kind"] == "turns_merged" for e in record["events"])
         one_turn += len(caller) == 1 or (merged and len(caller) == 2)
         intent = caller[-1]["intent"] if caller else None
+        # the reply to the question: the bot turn after the last caller turn
+        replies = [t for t in record["turns"] if t["speaker"] == "bot" and caller and t["index"] > caller[-1]["index"]]
+        for key, values in parts.items():
+            if replies and replies[0].get(key) is not None:
+                values.append(replies[0][key])
         right_intent += intent == item.intent
         right_team += record.get("team") == teams.get(item.intent)
         if intent != item.intent:
@@ -48,4 +54,7 @@ def live_calls(items, cache_dir: Path) -> dict:
     return {"questions": len(rows), "one_turn": one_turn, "right_intent": right_intent,
             "right_team": right_team,
             "latency_p50_ms": percentile(latencies, 0.5) if latencies else float("nan"),
-            "latency_p95_ms": percentile(latencies, 0.95) if latencies else float("nan")}
+            "latency_p95_ms": percentile(latencies, 0.95) if latencies else float("nan"),
+            # server side: end of speech -> transcript committed (end-of-turn wait and
+            # Whisper), -> reply chosen, -> first audio out
+            **{f"{key[:-3]}_p50_ms": percentile(v, 0.5) if v else float("nan") for key, v in parts.items()}}
