@@ -38,7 +38,16 @@ from bot.bench_stt import (
     word_error_rate,
     word_errors,
 )
-from voice.stt import STTSettings, Transcriber, Transcript, cut_loops, has_loop, load_audio_16k
+from voice.stt import (
+    FITTED_MAX_S,
+    STTSettings,
+    Transcriber,
+    Transcript,
+    cut_loops,
+    has_loop,
+    load_audio_16k,
+    reads_back_hotwords,
+)
 
 __all__ = ["word_error_rate"]  # tests/test_tts.py scores its round trips with it
 
@@ -89,6 +98,9 @@ NUMERIC_NOISE = 0.01
 # plain or with the hotwords: whether it loops depends on rounding that changes from one
 # process to the next, so the guard must be there whatever a run shows.
 LOOPING_WORDS = ("digits/day-6", "digits/h-14", "digits/h-8", "digits/mon-5")
+# Short prompts that looped when the encoder saw only the audio and 1 s of silence ("Merci
+# Merci Merci", "pose pose pose pause pose pose"): the fitted window is 12 s at least.
+SHORT_WINDOW_LOOPS = ("auth-thankyou", "confbridge-leave-in", "dictate/pause", "dictate/playback_mode")
 
 
 @pytest.fixture(scope="module")
@@ -151,21 +163,53 @@ def test_loop_detection():
 def test_loop_guard_decodes_again_then_cuts(transcriber, monkeypatch):
     calls = []
 
-    def looping(audio, *, vad_filter, guarded):
+    def looping(audio, *, vad_filter, guarded, hotwords=True):
         calls.append(guarded)
         text = " et de la vie de la vie de la vie de la vie de la vie" if not guarded else " de la vie de la vie de la vie de la vie"
         return [SimpleNamespace(text=text, no_speech_prob=0.1, avg_logprob=-0.5)]
 
     monkeypatch.setattr(transcriber, "_decode", looping)
-    result = transcriber.transcribe(np.zeros(1600, dtype=np.float32))
+    result = transcriber.transcribe(np.zeros(48_000, dtype=np.float32))
     assert calls == [False, True]
     assert result.loop_guarded and result.text == "de la vie"
+
+
+def test_hotwords_read_back_are_recognised():
+    hotwords = STTSettings().hotwords
+    for copied in ("Urssaf, SIRET, ACRE, auto-entrepreneur, cotisations", "Urssaf, ACRE, amèque la somme",
+                   "Oui, à l'endroit de l'étranger de cotisations, cotisations, attestation de vigilance."):
+        assert reads_back_hotwords(copied, hotwords), copied
+    for said in ("Mon compte bancaire a été bloqué par l'Urssaf pour des cotisations impayées.",
+                 "je suis auto-entrepreneur, j'ai demandé l'ACRE à l'Urssaf", "Urssaf", ""):
+        assert not reads_back_hotwords(said, hotwords), said
+
+
+def test_hotwords_read_back_are_decoded_again_without_them(transcriber, monkeypatch):
+    calls = []
+
+    def copying(audio, *, vad_filter, guarded, hotwords=True):
+        calls.append(hotwords)
+        text = " Urssaf, SIRET, ACRE, auto-entrepreneur" if hotwords else " Je voudrais un rendez-vous."
+        return [SimpleNamespace(text=text, no_speech_prob=0.1, avg_logprob=-0.5)]
+
+    monkeypatch.setattr(transcriber, "_decode", copying)
+    result = transcriber.transcribe(np.zeros(16_000, dtype=np.float32))
+    assert calls == [True, False]
+    assert result.text == "Je voudrais un rendez-vous."
+
+
+def test_more_words_than_the_audio_could_hold_is_no_text(transcriber, monkeypatch):
+    invented = SimpleNamespace(text=" et j'ai fait ce que je suis capable de faire, mais c'est pas très simple.",
+                               no_speech_prob=0.1, avg_logprob=-1.6)
+    monkeypatch.setattr(transcriber, "_decode", lambda audio, **kw: [invented])
+    assert transcriber.transcribe(np.zeros(16_000, dtype=np.float32)).text == ""   # 15 words in 1 s
+    assert transcriber.transcribe(np.zeros(48_000, dtype=np.float32)).text.startswith("et j'ai fait")
 
 
 def test_punctuation_alone_is_no_text(transcriber, monkeypatch):
     segment = SimpleNamespace(text=" ? ? ? ?", no_speech_prob=0.1, avg_logprob=-0.5)
     monkeypatch.setattr(transcriber, "_decode", lambda audio, **kw: [segment])
-    result = transcriber.transcribe(np.zeros(1600, dtype=np.float32))
+    result = transcriber.transcribe(np.zeros(16_000, dtype=np.float32))
     assert (result.text, result.confidence) == ("", 0.0)
 
 
@@ -251,7 +295,7 @@ def test_no_worse_than_plain_whisper_base(transcriber):
 
 @needs_sounds
 @pytest.mark.parametrize("beam", [5, 1])
-@pytest.mark.parametrize("name", LOOPING_WORDS)
+@pytest.mark.parametrize("name", LOOPING_WORDS + SHORT_WINDOW_LOOPS)
 def test_no_repetition_loop_on_8k_audio(transcriber, transcriber_beam_1, name, beam):
     audio = load_audio_16k(str(SOUNDS / f"{name}.wav"))  # 8 kHz telephone audio
     result = (transcriber_beam_1 if beam == 1 else transcriber).transcribe(audio)
@@ -259,6 +303,21 @@ def test_no_repetition_loop_on_8k_audio(transcriber, transcriber_beam_1, name, b
     assert not has_loop(result.text)
     assert len(result.text.split()) <= 12, result.text  # no runaway text (a word was said)
     assert result.duration_ms < 20_000  # not 448 tokens of loop, decoded twice
+
+
+def test_turns_are_encoded_in_a_window_fitted_to_them(transcriber, monkeypatch):
+    """Not the 30 s window faster-whisper pads every segment to (3000 mel frames): the
+    encoder is most of a decode's time on CPU."""
+    frames = []
+    encode = transcriber.model.encode
+    monkeypatch.setattr(transcriber.model, "encode", lambda f: frames.append(f.shape[-1]) or encode(f))
+    for seconds in (3, 20, 40):
+        frames.clear()
+        transcriber.transcribe(np.zeros(16_000 * seconds, dtype=np.float32))
+        window_s = max(seconds + transcriber.settings.window_pad_s, transcriber.settings.min_window_s)
+        expected = {3000} if seconds > FITTED_MAX_S else {int(window_s * 100), int(window_s * 100) + 2}
+        assert frames and set(frames) <= expected, (seconds, frames)
+    assert transcriber.settings.min_window_s == 12.0 and transcriber.settings.window_pad_s == 2.0
 
 
 def test_silence_gives_no_text(transcriber):

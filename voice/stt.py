@@ -21,7 +21,7 @@ import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,6 +97,8 @@ class STTSettings:
 
 
 FITTED_MAX_S = 28.0
+# Fast French speech is 3 to 4 words a second: more than this is text Whisper invented.
+MAX_WORDS_PER_S = 5.0
 SAMPLE_RATE = 16_000
 
 
@@ -154,6 +156,19 @@ def cut_loops(text: str) -> str:
         text = text[:words[start + n - 1].end()] + text[words[last].end():]
 
 
+def _could_be_said(text: str, samples: int) -> bool:
+    return len(_WORD.findall(text)) <= 2 + MAX_WORDS_PER_S * samples / SAMPLE_RATE
+
+
+def reads_back_hotwords(text: str, hotwords: str) -> bool:
+    """Whisper copying its hotwords when it cannot make out the speech ("Urssaf, SIRET,
+    ACRE, ..." on unclear audio, then routed as if said): two terms in a row with only a
+    comma between them, which callers do not say."""
+    terms = {t.strip().lower() for t in hotwords.split(",") if t.strip()}
+    chunks = [c.strip(" .?!").lower() for c in text.split(",")]
+    return any(a in terms and b in terms for a, b in zip(chunks, chunks[1:]))
+
+
 def _joined(segments: list[Any]) -> str:
     # U+FFFD: a character whose bytes were split across tokens and never completed.
     return " ".join(" ".join(seg.text.replace("\ufffd", "").split()) for seg in segments).strip()
@@ -182,10 +197,12 @@ class Transcriber:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
 
-    def _decode(self, audio: np.ndarray, *, vad_filter: bool, guarded: bool) -> list[Any]:
+    def _decode(self, audio: np.ndarray, *, vad_filter: bool, guarded: bool, hotwords: bool = True) -> list[Any]:
         s = self.settings
+        if not hotwords:
+            s = replace(s, hotwords="")
         if s.fitted_window and not vad_filter and len(audio) <= FITTED_MAX_S * SAMPLE_RATE:
-            segments = [self._decode_fitted(audio, guarded=guarded)]
+            segments = [self._decode_fitted(audio, s, guarded=guarded)]
             return [seg for seg in segments
                     if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
         segments, _ = self.model.transcribe(
@@ -205,13 +222,13 @@ class Transcriber:
         return [seg for seg in segments  # decoding happens while iterating
                 if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
 
-    def _decode_fitted(self, audio: np.ndarray, *, guarded: bool) -> _Segment:
+    def _decode_fitted(self, audio: np.ndarray, s: STTSettings, *, guarded: bool) -> _Segment:
         """One segment decoded with the encoder window fitted to the audio; the prompt,
         the suppressed tokens and the score are faster-whisper's own."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        s, model = self.settings, self.model
+        model = self.model
         window = max(len(audio) / SAMPLE_RATE + s.window_pad_s, s.min_window_s)
         padded = np.concatenate([audio.astype(np.float32),
                                  np.zeros(int(window * SAMPLE_RATE) - len(audio), np.float32)])
@@ -241,10 +258,22 @@ class Transcriber:
         started = time.perf_counter()
         kept = self._decode(audio, vad_filter=vad_filter, guarded=False)
         text = _joined(kept)
+        if self.settings.hotwords and reads_back_hotwords(text, self.settings.hotwords):
+            log.info("the transcript reads the hotwords back: decoded again without them")
+            kept = self._decode(audio, vad_filter=vad_filter, guarded=False, hotwords=False)
+            text = _joined(kept)
         looped = self.settings.loop_guard and has_loop(text)
         if looped:
-            kept = self._decode(audio, vad_filter=vad_filter, guarded=True)
+            guarded = self._decode(audio, vad_filter=vad_filter, guarded=True)
+            # The penalties can push a short word into an invented sentence ("et j'ai fait
+            # ce que je suis capable de faire..." for "lundi"): then the loop, cut, is kept.
+            if _could_be_said(_joined(guarded), len(audio)):
+                kept = guarded
             text = cut_loops(_joined(kept))
+        if not _could_be_said(text, len(audio)):
+            log.info("the transcript is longer than the audio could hold (%d words in %.1f s): dropped",
+                     len(_WORD.findall(text)), len(audio) / SAMPLE_RATE)
+            text, kept = "", []
         if not _WORD.search(text):  # "...", "? ? ? ?": no word was heard
             text, kept = "", []
         logprob = (sum(seg.avg_logprob for seg in kept) / len(kept)) if kept else -math.inf
