@@ -47,6 +47,8 @@ SETTINGS = EndOfTurnSettings()
     ("C'est pour aller à", "open"),
     ("Mon SIRET c'est 732 829 320", "number"),
     ("Le temps d'attente est évalué à vingt", "number"),
+    ("je voudrais savoir le plafond quand on fait les deux", "closed"),
+    ("on est associés tous les trois", "closed"),
     ("Pour l'attestation de vigilance...", "trailing"),
     ("", "closed"),
 ])

@@ -41,6 +41,7 @@ _OPEN_WORDS = frozenset((
 # Two-word endings that leave the phrase open ("c'est", "il y a", "est-ce que").
 _OPEN_PAIRS = frozenset({("c", "est"), ("il", "y"), ("ce", "que"), ("est", "ce"),
                          ("j", "ai"), ("je", "suis"), ("j", "avais"), ("on", "m"), ("m", "a")})
+_DETERMINERS = frozenset({"les", "des", "ces", "mes", "tes", "ses", "nos", "vos", "leurs", "tous", "toutes"})
 _FILLERS = frozenset({"euh", "heu", "hum", "hmm", "bah", "ben", "beh"})
 _NUMBER_WORDS = frozenset((
     "zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
@@ -80,7 +81,8 @@ def text_ending(text: str) -> str:
         # when the question is asked; an explicit question mark closes it.
         return "closed" if text.rstrip().endswith("?") and last not in _FILLERS else "open"
     if last.isdigit() or last in _NUMBER_WORDS:
-        return "number"
+        # "quand on fait les deux", "tous les trois": a number that is a pronoun ends the phrase
+        return "closed" if last in _NUMBER_WORDS and len(words) > 1 and words[-2] in _DETERMINERS else "number"
     if text.rstrip().endswith(("...", "…", ",")):
         return "trailing"
     return "closed"
