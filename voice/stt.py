@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import math
 import re
@@ -166,7 +167,7 @@ def reads_back_hotwords(text: str, hotwords: str) -> bool:
     comma between them, which callers do not say."""
     terms = {t.strip().lower() for t in hotwords.split(",") if t.strip()}
     chunks = [c.strip(" .?!").lower() for c in text.split(",")]
-    return any(a in terms and b in terms for a, b in zip(chunks, chunks[1:]))
+    return any(a in terms and b in terms for a, b in itertools.pairwise(chunks))
 
 
 def _joined(segments: list[Any]) -> str:
