@@ -259,13 +259,15 @@ class Transcriber:
         started = time.perf_counter()
         kept = self._decode(audio, vad_filter=vad_filter, guarded=False)
         text = _joined(kept)
-        if self.settings.hotwords and reads_back_hotwords(text, self.settings.hotwords):
+        hotwords = bool(self.settings.hotwords)
+        if hotwords and reads_back_hotwords(text, self.settings.hotwords):
             log.info("the transcript reads the hotwords back: decoded again without them")
+            hotwords = False
             kept = self._decode(audio, vad_filter=vad_filter, guarded=False, hotwords=False)
             text = _joined(kept)
         looped = self.settings.loop_guard and has_loop(text)
         if looped:
-            guarded = self._decode(audio, vad_filter=vad_filter, guarded=True)
+            guarded = self._decode(audio, vad_filter=vad_filter, guarded=True, hotwords=hotwords)
             # The penalties can push a short word into an invented sentence ("et j'ai fait
             # ce que je suis capable de faire..." for "lundi"): then the loop, cut, is kept.
             if _could_be_said(_joined(guarded), len(audio)):
