@@ -35,9 +35,10 @@ Read-back choices:
   the caller checks each digit against the written code, as for the SIRET.
 - Amounts always carry two decimals in the value ("2000.00"); the read-back omits zero cents.
 
-Checks: a SIRET is 14 digits passing the Luhn check, except La Poste's (SIREN 356000000),
-whose digit sum is a multiple of 5 instead (its head office, 356 000 000 00048, keeps a Luhn
-key); a SIREN is 9 digits passing the Luhn check.
+Checks (flows/identifiers.py, the one shared with the action server): a SIRET's SIREN and
+its 14 digits both pass the Luhn check, except La Poste's (SIREN 356000000), whose digit sum
+is a multiple of 5 instead (its head office, 356 000 000 00048, keeps a Luhn key); a SIREN
+is 9 digits passing the Luhn check.
 
 Speech (Whisper output):
 - Numbers in digits or in French words, hyphenated or not: "quatre-vingt-dix-sept",
@@ -109,6 +110,8 @@ from datetime import date, timedelta
 
 from num2words import num2words
 
+from flows.identifiers import siren_is_valid, siret_is_valid
+
 __all__ = ["PARSERS", "SlotValue", "chunks_for_readback", "parse_keypad", "parse_speech"]
 
 MAX_CHARS = 500          # a slot answer is a few words; anything longer is cut, bounding the work
@@ -116,7 +119,6 @@ MAX_KEYS = 32
 MIN_YEAR, MAX_YEAR = 1900, 2099
 MAX_AMOUNT_EUROS = 10**12
 MAX_NUMBER = 10**15
-LA_POSTE_HEAD_OFFICE = "35600000000048"
 
 
 @dataclass(frozen=True)
@@ -416,38 +418,14 @@ def _dictated(text: str) -> str:
 
 # ------------------------------------------------------------------ codes
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = int(c)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _siret_ok(d: str) -> bool:
-    if len(d) != 14 or not d.isascii() or not d.isdigit():
-        return False
-    # La Poste's establishments share SIREN 356000000, too many for the Luhn key: INSEE checks
-    # instead that their digit sum is a multiple of 5; only the head office keeps a Luhn key.
-    if d.startswith("356000000"):
-        return d == LA_POSTE_HEAD_OFFICE or sum(map(int, d)) % 5 == 0
-    return _luhn(d)
-
-
-def _siren_ok(d: str) -> bool:
-    return len(d) == 9 and d.isascii() and d.isdigit() and _luhn(d)
-
-
 def _siret(d: str) -> SlotValue | None:
-    if not _siret_ok(d):
+    if not siret_is_valid(d):
         return None
     return SlotValue(d, ", ".join([*chunks_for_readback(d[:9]), _spell(d[9:])]))
 
 
 def _siren(d: str) -> SlotValue | None:
-    return SlotValue(d, ", ".join(chunks_for_readback(d))) if _siren_ok(d) else None
+    return SlotValue(d, ", ".join(chunks_for_readback(d))) if siren_is_valid(d) else None
 
 
 def _postcode(d: str) -> SlotValue | None:

@@ -27,8 +27,8 @@ from flows.actions.ceilings import ceilings_for
 from flows.actions.deadlines import deadlines_text
 from flows.actions.demo_si import DemoAccount, demo_accounts
 from flows.actions.demo_si.periods import deadline, next_period
-from flows.actions.identifiers import luhn_check_digit
 from flows.actions.spoken import euros, of_period, spoken_date
+from flows.identifiers import luhn_check_digit
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-" + uuid.uuid4().hex

@@ -15,8 +15,8 @@ import pytest
 from flows.actions.ceilings import score
 from flows.actions.demo_si import CASES, build_database, demo_accounts, service
 from flows.actions.demo_si.db import connect
-from flows.actions.identifiers import luhn_check_digit, luhn_ok, normalize_digits, siret_is_valid
 from flows.actions.spoken import euros, of_period, percent_floor, spoken_period
+from flows.identifiers import luhn_check_digit, luhn_ok, normalize_digits, siret_is_valid
 
 ROOT = Path(__file__).resolve().parent.parent
 # Dates that move periods, deadlines and the calendar year around: the first days of a

@@ -7,15 +7,18 @@ import random
 import re
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 from num2words import num2words
 
+from flows.identifiers import siret_is_valid
 from flows.slots import PARSERS, SlotValue, _dictated, chunks_for_readback, parse_keypad, parse_speech
 
 TODAY = date(2026, 4, 15)          # a Wednesday, in the second quarter
 SIRET = "73282932000074"           # INSEE's documented example (SIREN 732 829 320, 7th establishment)
 LA_POSTE_HEAD_OFFICE = "35600000000048"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def speech(parser: str, text: str, today: date = TODAY) -> str | None:
@@ -43,10 +46,11 @@ def with_check_digit(body: str) -> str:
 
 
 def random_siret(rng: random.Random) -> str:
+    """SIREN and SIRET both with their Luhn key, as INSEE allots them."""
     while True:
-        siret = with_check_digit("".join(rng.choice("0123456789") for _ in range(13)))
-        if not siret.startswith("356000000"):
-            return siret
+        siren = with_check_digit("".join(rng.choice("0123456789") for _ in range(8)))
+        if siren != "356000000":
+            return with_check_digit(siren + "".join(rng.choice("0123456789") for _ in range(4)))
 
 
 def say_group(digits: str) -> str:
@@ -193,6 +197,33 @@ def test_siret_read_back_can_be_parsed_back() -> None:
         assert found is not None
         assert speech("siret", found.spoken) == siret
         assert found.spoken.count(",") == 3          # SIREN by threes, then the NIC
+
+
+def test_a_siret_whose_siren_key_is_wrong_is_refused() -> None:
+    """A misheard SIRET whose 14 digits pass the Luhn check by chance (one in ten) while
+    its SIREN does not: refused at the read-back, as the action server would refuse it."""
+    rng = random.Random(11)
+    refused = 0
+    for _ in range(200):
+        siren = "".join(rng.choice("0123456789") for _ in range(9))
+        if luhn_ok(siren) or siren == "356000000":
+            continue
+        siret = with_check_digit(siren + "".join(rng.choice("0123456789") for _ in range(4)))
+        assert luhn_ok(siret) and not siret_is_valid(siret)
+        assert speech("siret", " ".join(siret[i:i + 3] for i in range(0, 14, 3))) is None
+        assert keypad("siret", siret) is None
+        refused += 1
+    assert refused > 150
+
+
+def test_the_dialogue_and_the_action_server_share_the_siret_check() -> None:
+    import flows.slots
+
+    assert flows.slots.siret_is_valid is siret_is_valid
+    for user in ("flows/actions/actions.py", "flows/actions/demo_si/service.py"):
+        assert "from flows.identifiers import" in (ROOT / user).read_text(), user
+    assert not any("def luhn" in p.read_text() or "def _luhn" in p.read_text()
+                   for p in (ROOT / "flows").rglob("*.py") if p.name != "identifiers.py")
 
 
 def test_la_poste_sirets_use_the_digit_sum_rule() -> None:

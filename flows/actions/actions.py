@@ -30,7 +30,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from flows.actions.ceilings import ceilings_for, score
 from flows.actions.deadlines import deadlines_text
-from flows.actions.identifiers import normalize_digits, postcode_is_valid, siret_is_valid
 from flows.actions.information_system import (
     AccountStatus,
     AccountSummary,
@@ -42,6 +41,7 @@ from flows.actions.information_system import (
     UnknownAccount,
 )
 from flows.actions.spoken import euros, of_period, spoken_date
+from flows.identifiers import normalize_digits, postcode_is_valid, siret_is_valid
 
 log = logging.getLogger("callbot.actions")
 

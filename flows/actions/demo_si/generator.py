@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from flows.actions.ceilings import ceilings_for
 from flows.actions.demo_si.db import SCHEMA, SCHEMA_VERSION, siret_key
 from flows.actions.demo_si.periods import Period, deadline, periods_between
-from flows.actions.identifiers import luhn_check_digit
+from flows.identifiers import luhn_check_digit
 
 SEED = 2026
 LOCKED_UNTIL_STAFF = "2999-12-31T00:00:00+00:00"

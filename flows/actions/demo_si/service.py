@@ -13,8 +13,8 @@ from typing import Any
 
 from flows.actions.demo_si.db import meta, siret_key
 from flows.actions.demo_si.periods import Period, deadline, next_period, period_containing
-from flows.actions.identifiers import postcode_is_valid, siret_is_valid
 from flows.actions.information_system import ATTESTATION_KINDS
+from flows.identifiers import postcode_is_valid, siret_is_valid
 
 MAX_FAILURES = 3
 FAILURE_WINDOW = timedelta(hours=24)
