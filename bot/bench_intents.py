@@ -297,5 +297,11 @@ def main(cache_dir: Path, settings: RouterSettings, *, as_json: bool = False, ho
         result["repeats"]["splits"] = repeats
         result["targets_met"] = (result["repeats"]["team_accuracy"]["mean"] >= TARGET_TEAM_ACCURACY
                                  and result["repeats"]["type_accuracy"]["mean"] >= TARGET_TYPE_ACCURACY)
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=list) if as_json else format_report(result))
+    # The independent set, through the production router and the dialogue, as a caller meets them.
+    from bot.bench_callers import format_caller_report, load_callers, run_caller_bench
+
+    result["callers"] = run_caller_bench(knowledge, IntentRouter(knowledge, settings, cache_dir),
+                                         load_callers(knowledge))
+    report = format_report(result) + "\n" + "\n".join(format_caller_report(result["callers"]))
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=list) if as_json else report)
     return 0 if result["targets_met"] else 1
