@@ -59,7 +59,7 @@ def load_callers(knowledge: Knowledge, folder: Path = CALLERS_DIR) -> list[Calle
 
 
 def _asks_identification(reply: Reply) -> bool:
-    return reply.awaiting == "keypad_or_speech" and any("siret" in t.lower() for t in reply.texts)
+    return reply.awaiting in ("siret", "siren")
 
 
 async def _first_reply(knowledge: Knowledge, router: IntentRouter, keywords: Keywords, text: str) -> Reply:

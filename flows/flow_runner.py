@@ -72,6 +72,11 @@ class FlowRunner:
         """An ask step waits for a value: keys are digits of an answer, not menu choices."""
         return self._asking is not None and self._asking.candidate is None and self._asking.step.parser != "yes_no"
 
+    @property
+    def asked_value(self) -> str | None:
+        """The kind of value an ask step waits for ('siret', 'postcode', 'amount'...), or None."""
+        return self._asking.step.parser if self.keypad_entry else None
+
     async def start(self) -> FlowOutput:
         return await self._run(FlowOutput())
 

@@ -23,6 +23,7 @@ from bot.config import load_settings
 from bot.server import create_app
 from flows.actions.deadlines import deadlines_text
 from flows.knowledge import load_knowledge
+from flows.slots import PARSERS
 from tests.domain import DOMAIN_TEAMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +125,7 @@ async def send(client: TestClient, session_id: str, **message) -> dict:
     assert body["team"] is None or body["team"] in DOMAIN_TEAMS, body
     if body["handoff"] is not None:
         assert set(body["handoff"]) == {"team", "reason"} and body["handoff"]["team"] in DOMAIN_TEAMS
-    assert body["awaiting"] in (None, "confirmation", "keypad_or_speech", "choice")
+    assert body["awaiting"] in (None, "confirmation", "choice", *PARSERS)
     assert isinstance(body["ended"], bool)
     return body
 

@@ -117,7 +117,7 @@ async def test_keys_typed_one_at_a_time_end_with_hash(client, accounts):  # noqa
     await send(client, sid, text="je voudrais savoir où j'en suis de mes paiements")
     for key in account.siret:
         body = await send(client, sid, dtmf=key)
-        assert body["replies"] == [] and body["awaiting"] == "keypad_or_speech"
+        assert body["replies"] == [] and body["awaiting"] == "siret"
     body = await send(client, sid, dtmf="#")
     assert "Est-ce exact" in said(body)
 
@@ -232,7 +232,7 @@ async def test_another_question_in_a_flow_is_answered_then_the_flow_goes_on(clie
     body = await send(client, sid, text="attendez, c'est quoi le plafond de chiffre d'affaires en micro")
     assert body["intent"] == "plafond_micro" and "203 100" in said(body), body
     assert "Revenons à votre demande" in said(body) and "SIRET" in said(body).split("Revenons")[1], body
-    assert body["handoff"] is None and body["awaiting"] == "keypad_or_speech", body
+    assert body["handoff"] is None and body["awaiting"] == "siret", body
     # the flow is where it was: the identification goes on to the amount due
     account = accounts["debt_due"][-1]
     body = await identify(client, sid, account)
@@ -254,7 +254,7 @@ async def test_a_misheard_number_in_a_flow_is_not_taken_for_a_question(client):
     # routes to "où trouver mon SIRET" with confidence, but it is an attempt at the number
     body = await send(client, sid, text="mon siret c'est le cent vingt trois quatre cent cinquante six")
     assert body["intent"] != "retrouver_siret" and "SIRET" in said(body) and "Revenons" not in said(body), body
-    assert body["awaiting"] == "keypad_or_speech", body
+    assert body["awaiting"] == "siret", body
 
 
 # ------------------------------------------------ a dialogue that recovers (issue 8)
