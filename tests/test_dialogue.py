@@ -597,6 +597,7 @@ def test_deadlines_text_reads_well():
     "quelle opération je dois faire pour déclarer",
     "je voudrais un conseil pour mon plafond",
     "l'agent immobilier m'a demandé une attestation",
+    "j'ai besoin d'un agent immobilier pour vendre mon local",
     # a person mentioned, not asked for
     "j'ai déjà eu un conseiller qui m'a dit de déclarer en ligne",
     "le conseiller m'a dit de rappeler pour mon attestation",
@@ -622,6 +623,8 @@ def test_words_close_to_a_human_request_do_not_hand_off(keywords, text):
     "je voudrais qu'un conseiller me rappelle", "j'en ai marre des robots",
     "je veux pas parler à une machine", "mettez-moi en relation avec un conseiller",
     "j'aimerais avoir une conseillère au téléphone", "j'ai besoin d'un conseiller",
+    "ça fait vingt minutes que je tourne en rond avec votre robot je veux un agent maintenant",
+    "passez-moi un agent s'il vous plaît",
 ])
 def test_human_requests_are_caught(keywords, text):
     from flows.engine import normalize
