@@ -155,7 +155,7 @@ class Conversation:
         if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
             awaiting = "confirmation"
         elif self.state is State.FLOW and self.flow is not None:
-            awaiting = self.flow.asked_value if self.flow.keypad_entry else "confirmation"
+            awaiting = self.flow.asked_value or "confirmation"  # a read-back or a yes/no
         elif self.state is State.CLARIFY:
             awaiting = "choice"
         kwargs.setdefault("awaiting", awaiting)

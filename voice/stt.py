@@ -203,24 +203,23 @@ class Transcriber:
         if not hotwords:
             s = replace(s, hotwords="")
         if s.fitted_window and not vad_filter and len(audio) <= FITTED_MAX_S * SAMPLE_RATE:
-            segments = [self._decode_fitted(audio, s, guarded=guarded)]
-            return [seg for seg in segments
-                    if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
-        segments, _ = self.model.transcribe(
-            audio,
-            language="fr",
-            task="transcribe",
-            beam_size=s.beam_size,
-            temperature=0.0,
-            no_repeat_ngram_size=s.guard_no_repeat_ngram_size if guarded else s.no_repeat_ngram_size,
-            repetition_penalty=s.guard_repetition_penalty if guarded else s.repetition_penalty,
-            initial_prompt=s.initial_prompt or None,
-            hotwords=s.hotwords or None,
-            condition_on_previous_text=False,
-            vad_filter=vad_filter,
-            without_timestamps=True,
-        )
-        return [seg for seg in segments  # decoding happens while iterating
+            segments: Any = [self._decode_fitted(audio, s, guarded=guarded)]
+        else:
+            segments, _ = self.model.transcribe(
+                audio,
+                language="fr",
+                task="transcribe",
+                beam_size=s.beam_size,
+                temperature=0.0,
+                no_repeat_ngram_size=s.guard_no_repeat_ngram_size if guarded else s.no_repeat_ngram_size,
+                repetition_penalty=s.guard_repetition_penalty if guarded else s.repetition_penalty,
+                initial_prompt=s.initial_prompt or None,
+                hotwords=s.hotwords or None,
+                condition_on_previous_text=False,
+                vad_filter=vad_filter,
+                without_timestamps=True,
+            )
+        return [seg for seg in segments  # faster-whisper's decode while iterating
                 if seg.no_speech_prob < s.no_speech_threshold and not HALLUCINATIONS.search(seg.text)]
 
     def _decode_fitted(self, audio: np.ndarray, s: STTSettings, *, guarded: bool) -> _Segment:
