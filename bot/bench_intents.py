@@ -5,8 +5,9 @@ stratified, fixed seed; every type keeps phrasings in both parts), and so are th
 out_of_scope.yaml sentences; the classifier is trained on the rest exactly as
 `callbot train` does (its threshold chosen from the training part only), then every
 held-out sentence goes through `IntentRouter.route`, the real path of a call turn
-(embedding included, timed). Questions from outside the domain that the router never
-trains on (flows/data/bench_out_of_domain.yaml) measure rejection of the unknown.
+(embedding included, timed; the lexical score reads the training part's phrasings only).
+Questions from outside the domain that the router never trains on
+(flows/data/bench_out_of_domain.yaml) measure rejection of the unknown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from flows.intent_classifier import (
     examples_of,
     normalize,
     train_classifier,
+    type_texts,
 )
 from flows.knowledge import DATA_DIR, DataError, Knowledge
 from flows.router import IntentRouter, Route, RouterSettings
@@ -101,7 +103,7 @@ def run_intent_bench(knowledge: Knowledge, settings: RouterSettings, cache_dir: 
     started = time.perf_counter()
     vectors = cache.vectors([e.text for e in train])
     teams = {qt.id: qt.team for qt in knowledge.question_types.values()}
-    model = train_classifier(train, vectors, teams=teams)
+    model = train_classifier(train, vectors, teams=teams, texts=type_texts(knowledge))
     train_s = time.perf_counter() - started
     router = IntentRouter(knowledge, settings, Path("."), model=model)
 
@@ -111,14 +113,14 @@ def run_intent_bench(knowledge: Knowledge, settings: RouterSettings, cache_dir: 
                         ("out_of_scope", [e for e in test if e.label == OUT_OF_SCOPE]),
                         ("out_of_domain", [Example(normalize(t), OUT_OF_SCOPE) for t in out_of_domain])):
         for e in items:
-            # What IntentRouter.route does (embedding, calibrated probabilities, decision),
-            # with the probabilities kept for the settings sweep.
+            # What IntentRouter.route does (embedding, fused probabilities, decision), with
+            # the scores kept for the settings sweep.
             t0 = time.perf_counter()
-            probs, similarity = router.scores(e.text)
-            route = router.decide(probs, similarity)
+            probs, similarity, lexical = router.scores(e.text)
+            route = router.decide(probs, similarity, lexical=lexical)
             timings.append((time.perf_counter() - t0) * 1000)
             rows.append({"kind": kind, "text": e.text, "truth": e.label, "route": route, "probs": probs,
-                         "similarity": similarity})
+                         "similarity": similarity, "lexical": lexical})
 
     in_domain = [r for r in rows if r["kind"] == "in_domain"]
     n = len(in_domain)
@@ -200,7 +202,7 @@ def _sweep(router: IntentRouter, rows: list[dict]) -> list[dict]:
             for cmin in (0.2, 0.25, 0.3):
                 variant = router.with_settings(replace(router.settings, max_false_rejection=mfr,
                                                        clarify_margin=margin, clarify_min=cmin))
-                decided = [(r, variant.decide(r["probs"], r["similarity"])) for r in rows]
+                decided = [(r, variant.decide(r["probs"], r["similarity"], lexical=r["lexical"])) for r in rows]
                 ind = [(r, d) for r, d in decided if r["kind"] == "in_domain"]
                 o = Counter(_outcome(d, r["truth"]) for r, d in ind)
                 ood = [d for r, d in decided if r["kind"] != "in_domain"]

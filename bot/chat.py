@@ -38,6 +38,7 @@ def reply_body(reply: Reply) -> dict:
         "handoff": None if reply.handoff is None else {"team": reply.handoff.team, "reason": reply.handoff.reason},
         "awaiting": reply.awaiting,
         "ended": reply.ended,
+        "sources": reply.fallback.sources if reply.fallback else [],
     }
 
 
@@ -109,12 +110,15 @@ class ChatChannel:
             else:
                 reply = await conversation.on_dtmf(body["dtmf"])
                 await call.event("dtmf", {"keys": body["dtmf"]})
+            await reply.collect()
             done = call.now_ms()
             await call.turn("caller", said, start_ms=start, end_ms=start, intent=reply.intent,
                             intent_score=reply.score)
             await call.set_team(reply.team)
             if reply.handoff:
                 await call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
+            if reply.fallback:
+                await call.event("fallback", reply.fallback.record())
             if reply.texts:
                 await call.turn("bot", " ".join(reply.texts), start_ms=done, intent=reply.intent,
                                 dialogue_ms=done - start, total_ms=done - start)

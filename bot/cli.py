@@ -193,6 +193,26 @@ def _train_router(force: bool) -> int:
     rejected = [s is None or s < threshold for s in info.get("oof_out_of_scope_scores", [])]
     print(f"        calibration: temperature {model.temperature:.3f}, acceptance threshold {threshold:.2f}"
           + (f", out-of-scope sentences rejected {100 * sum(rejected) / len(rejected):.1f} %" if rejected else ""))
+    from flows.retrieval import Retriever
+
+    retriever = Retriever(load_knowledge(), settings.var_dir / "router")
+    print(f"retrieval {len(retriever.passages)} passages indexed (index {retriever.fingerprint})")
+    return 0
+
+
+def cmd_llm(args: argparse.Namespace) -> int:
+    from models.llm import LLMS, resolve_llm_model
+    from models.llm_server import cpu_cores, serve
+
+    model = resolve_llm_model(args.model)
+    if args.llm == "path":
+        print(model)
+        return 0
+    alias = args.model if args.model in LLMS else model.stem
+    print(f"llm     {alias} ({model}) on http://{args.host}:{args.port}/v1, context {args.context}, "
+          f"{args.threads or cpu_cores()} threads, weight repacking off", file=sys.stderr, flush=True)
+    serve(model, alias=alias, host=args.host, port=args.port, context=args.context,
+          threads=args.threads, verbose=args.verbose)
     return 0
 
 
@@ -264,6 +284,33 @@ def cmd_bench_intents(args: argparse.Namespace) -> int:
                          holdout=args.holdout, seed=args.seed, sweep=args.sweep, repeats=args.repeats)
 
 
+def cmd_bench_fallback(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from bot.bench_fallback import format_fallback_report, load_questions, run_fallback_bench
+    from bot.services import make_fallback_backend
+    from flows.engine import Keywords
+    from flows.fallback import Fallback, Guard
+    from flows.knowledge import load_knowledge
+    from flows.retrieval import Retriever
+    from flows.router import IntentRouter
+
+    settings = load_settings()
+    config = replace(settings.fallback, backend=args.backend) if args.backend else settings.fallback
+    knowledge = load_knowledge()
+    cache = settings.var_dir / "router"
+    backend = make_fallback_backend(config)
+    fallback = Fallback(config, knowledge, Retriever(knowledge, cache), Guard(Keywords()), backend)
+    result = run_fallback_bench(knowledge, IntentRouter(knowledge, settings.router, cache), fallback,
+                                load_questions(knowledge))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "dev_rows"}, indent=2, ensure_ascii=False))
+    else:
+        print(format_fallback_report(result, show_dev=args.show_dev))
+    return 0
+
+
 def cmd_bench_turns(args: argparse.Namespace) -> int:
     from bot.bench_turns import main as bench_turns
 
@@ -307,6 +354,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="provision: pre-render every answer whole, not only its leading clauses "
                         "(about 20 minutes with Kokoro on 2 cores)")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("llm", help="local LLM: llama.cpp's OpenAI-compatible server over a packaged GGUF")
+    llm = p.add_subparsers(dest="llm", required=True)
+    model_help = "qwen-0.5b (shipped), qwen-1.5b (extra llm-large) or the path of a .gguf"
+    b = llm.add_parser("path", help="assemble the model if needed and print the path of its GGUF")
+    b.add_argument("--model", default="qwen-0.5b", help=model_help)
+    b.set_defaults(func=cmd_llm)
+    b = llm.add_parser("serve", help="serve /v1/chat/completions (OpenAI-compatible, streamed), weight "
+                       "repacking off")
+    b.add_argument("--model", default="qwen-0.5b", help=model_help)
+    b.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback only)")
+    b.add_argument("--port", type=int, default=8090)
+    b.add_argument("--context", type=int, default=4096, help="context size in tokens")
+    b.add_argument("--threads", type=int, default=0, help="default: one per core")
+    b.set_defaults(func=cmd_llm)
     p = sub.add_parser("train", help="train the intent router's classifier on the question data (cached)")
     p.add_argument("--force", action="store_true", help="train again even if the data did not change")
     p.set_defaults(func=cmd_train)
@@ -334,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--sweep", action="store_true", help="also decide under other router settings")
     b.add_argument("--repeats", type=int, default=1, help="also average over this many splits (seeds)")
     b.set_defaults(func=cmd_bench_intents)
+    b = bench.add_parser("fallback", help="answers from the knowledge base on questions written apart, per backend")
+    b.add_argument("--backend", choices=["extractive", "openai", "llama_cpp"], default="",
+                   help="the backend to measure (default: the configured one, CALLBOT_FALLBACK_BACKEND)")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--show-dev", action="store_true", help="also list the development half item by item")
+    b.set_defaults(func=cmd_bench_fallback)
     b = bench.add_parser("stt", help="WER and decoding time on real French telephone speech, against plain Whisper base")
     b.add_argument("--limit", type=int, default=0, help="only the first N utterances")
     b.add_argument("--json", action="store_true", help="print the figures (and every transcript) as JSON")

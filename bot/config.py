@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from bot.retention import RetentionSettings
+from flows.fallback import FallbackSettings
 from flows.router import RouterSettings
 from voice.end_of_turn import EndOfTurnSettings
 from voice.stt import STTSettings
@@ -64,6 +65,7 @@ class Settings:
     turn: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     router: RouterSettings = field(default_factory=RouterSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
     call: CallSettings = field(default_factory=CallSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 

@@ -10,7 +10,10 @@ from bot.config import Settings
 from bot.store import Store
 from flows.action_client import ActionClient
 from flows.engine import Conversation, DialogueSettings, Keywords
+from flows.fallback import Backend, Fallback, FallbackSettings, Guard
+from flows.fallback.openai_chat import OpenAIChatBackend
 from flows.knowledge import Knowledge, load_knowledge
+from flows.retrieval import Retriever
 from flows.router import IntentRouter
 from models.errors import ModelError
 from models.kokoro import kokoro_files
@@ -45,6 +48,23 @@ def make_speech_engine(settings: Settings, *, threads: int = 1) -> SpeechEngine:
     return KokoroEngine(kokoro_files(), v.kokoro_voice, threads=threads)
 
 
+def make_fallback_backend(settings: FallbackSettings) -> Backend | None:
+    """The generative backend configured, None for the extractive default."""
+    if settings.backend == "openai":
+        log.info("fallback: OpenAI-compatible server %s, model %s", settings.base_url, settings.model)
+        return OpenAIChatBackend(settings.base_url, settings.model, settings.api_key)
+    if settings.backend == "llama_cpp":
+        from flows.fallback.llama_local import LlamaCppBackend
+        from models.llm import resolve_llm_model
+        from models.llm_server import disable_weight_repacking
+
+        path = resolve_llm_model(settings.gguf)
+        disable_weight_repacking()
+        log.info("fallback: local GGUF model %s", path.name)
+        return LlamaCppBackend(path)
+    return None
+
+
 def speech_style(settings: Settings) -> SpeechStyle:
     return SpeechStyle(speed=settings.voice.speed, sentence_pause_s=settings.voice.sentence_pause_s)
 
@@ -57,6 +77,7 @@ class BotServices:
     router: IntentRouter
     store: Store
     actions: ActionClient
+    fallback: Fallback | None = None
     transcriber: Transcriber | None = None
     smart_turn: SmartTurnModel | None = None
     renderer: SpeechRenderer | None = None
@@ -76,6 +97,11 @@ class BotServices:
             store=store,
             actions=ActionClient(settings.actions_url),
         )
+        retriever = await asyncio.to_thread(Retriever, knowledge, settings.var_dir / "router")
+        services.fallback = Fallback(settings.fallback, knowledge, retriever, Guard(services.keywords),
+                                     make_fallback_backend(settings.fallback))
+        if hasattr(services.fallback.backend, "load"):
+            await services.fallback.backend.load()
         if voice:
             services.transcriber = Transcriber(settings.stt)
             services.smart_turn = SmartTurnModel() if settings.turn.engine == "smart" else None
@@ -90,10 +116,13 @@ class BotServices:
             keywords=self.keywords,
             actions=self.actions,
             settings=DialogueSettings(recorded=self.settings.recorded),
+            fallback=self.fallback,
         )
 
     async def close(self) -> None:
         await self.actions.close()
+        if self.fallback is not None and self.fallback.backend is not None:
+            await self.fallback.backend.close()
         await self.store.close()
         if self.transcriber is not None:
             self.transcriber.close()

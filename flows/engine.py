@@ -10,7 +10,7 @@ import asyncio
 import copy
 import logging
 import re
-import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import Enum
@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from flows.action_client import ActionClient, ActionUnavailable
-from flows.fallback import Fallback, NoAnswer
+from flows.fallback import Fallback, FallbackAnswer
 from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
+from flows.lexical import normalize
 from flows.router import IntentRouter, Route
 from flows.slots import mentions_number
 
@@ -56,6 +57,7 @@ class State(Enum):
     CLARIFY = "clarify"           # two question types were close: which one?
     ANYTHING_ELSE = "anything_else"
     OFFER_HUMAN = "offer_human"
+    CHECK_FILE = "check_file"     # "shall I check your file?" after a general answer
     HANDOFF = "handoff"
     WITH_AGENT = "with_agent"     # a human has taken the call: the bot only listens
     ENDED = "ended"
@@ -76,11 +78,26 @@ class Reply:
     handoff: Handoff | None = None
     awaiting: str | None = None
     ended: bool = False
+    # Said after `texts` as it comes (a generated answer, clause by clause).
+    stream: AsyncIterator[str] | None = None
+    offers_file_check: bool = False            # the caller is asked whether to check their own file
+    fallback: FallbackAnswer | None = None    # where an answer from the fallback came from
+
+    async def collect(self) -> list[str]:
+        """Every text of the reply, the stream read to its end (the text channel)."""
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            self.texts = self.texts + [t async for t in stream]
+        return self.texts
 
 
 @dataclass(frozen=True)
 class DialogueSettings:
     recorded: bool = True
+
+
+async def _read(clauses: AsyncIterator[str]) -> list[str]:
+    return [c async for c in clauses]
 
 
 class Keywords:
@@ -98,13 +115,6 @@ class Keywords:
         """How many words at the start of `normalized` the pattern matches (0: it does not)."""
         m = self._patterns[name].match(normalized)
         return len(m.group(0).split()) if m else 0
-
-
-def normalize(text: str) -> str:
-    """Lowercase, no accents, punctuation and apostrophes as spaces."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 _POLITENESS = re.compile(r"\b(s il vous plait|s il te plait|excusez moi|excuse moi|madame|monsieur|merci)\b")
@@ -135,7 +145,7 @@ class Conversation:
     keywords: Keywords
     actions: ActionClient | None = None
     settings: DialogueSettings = field(default_factory=DialogueSettings)
-    fallback: Fallback = field(default_factory=NoAnswer)
+    fallback: Fallback | None = None
     state: State = State.QUESTION
     team: str | None = None
     no_match: int = 0
@@ -147,12 +157,13 @@ class Conversation:
     flow: FlowRunner | None = None
     keys: str = ""                                        # keypad entry before '#'
     choices: tuple[str, str] | None = None                # the two types of a clarifying question
+    check_flow: str | None = None                         # the flow that checks the caller's file, offered
 
     def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
         """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
         kwargs.setdefault("team", self.team)
         awaiting = None
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE):
             awaiting = "confirmation"
         elif self.state is State.FLOW and self.flow is not None:
             awaiting = self.flow.asked_value or "confirmation"  # a read-back or a yes/no
@@ -213,6 +224,8 @@ class Conversation:
             return self._end("goodbye")
         if self.state is State.OFFER_HUMAN:
             return await self._offer_human_answered(text, said)
+        if self.state is State.CHECK_FILE:
+            return await self._check_file_answered(text, said)
         if self._asks_repeat(said):
             return self._reply(list(self.last_texts), reprompt=True)
         if self.state is State.FLOW and self.flow is not None:
@@ -236,6 +249,10 @@ class Conversation:
         return route
 
     async def _answer_question(self, text: str) -> Reply:
+        if self.keywords.match("injection", normalize(text)):
+            log.info("session %s: an attempt to change the assistant's rules, declined", self.session_id)
+            self.state = State.QUESTION
+            return self._reply([self.knowledge.prompts["fallback"]["declined"]])
         return await self._routed(text, await self._route(text))
 
     async def _routed(self, text: str, route: Route) -> Reply:
@@ -248,8 +265,14 @@ class Conversation:
             log.info("session %s: %s below its own minimum (%.3f)", self.session_id, route.intent, route.score)
             return self._not_understood(score=route.score)
         if route.intent is None:
+            self.team = route.team or self.team   # the type is uncertain, the team may not be
+            if self._about_own_file(text, route.team):
+                # Their own file, whatever the question type: the file can tell.
+                self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(self.team or "")
+                return self._reply([self.knowledge.prompts["check_file"]["offer"]], score=route.score,
+                                   offers_file_check=True)
             if len(text.split()) >= FALLBACK_MIN_WORDS:
-                return await self._fallback(text, route.score)
+                return await self._fallback(text, route)
             return self._not_understood(score=route.score)
         return await self._start_question(route.intent, text, route.score)
 
@@ -339,6 +362,10 @@ class Conversation:
             if self.unclear:
                 return self._offer_human(score)
             return self._ask_again([p("anything_else")], score=score)
+        if self.state is State.CHECK_FILE:
+            if self.unclear:
+                return self._offer_human(score)
+            return self._ask_again([self.knowledge.prompts["check_file"]["offer"]], score=score)
         if self.state is State.CLARIFY and self.choices is not None:
             if not self.unclear:
                 self.unclear += 1
@@ -430,13 +457,46 @@ class Conversation:
         self.flow = None
         return await self._start_question(route.intent, text, route.score)
 
-    async def _fallback(self, text: str, score: float) -> Reply:
-        answer = await self.fallback.answer(text, session_id=self.session_id)
-        if answer:
-            self.state = State.ANYTHING_ELSE
-            return self._reply([answer, self.knowledge.prompt("anything_else")], score=score)
-        self.state = State.OFFER_HUMAN
-        return self._reply([self.knowledge.prompt("fallback_unknown")], score=score)
+    async def _fallback(self, text: str, route: Route) -> Reply:
+        """A real question the router could not place: answered from the knowledge base by
+        the fallback, declined when it is none of the Urssaf's business, or "no sure answer"
+        and a human offered."""
+        score = route.score
+        answer = None
+        if self.fallback is not None:
+            answer = await self.fallback.answer(text, session_id=self.session_id, out_of_scope=route.out_of_scope)
+        if answer is None:
+            self.state = State.OFFER_HUMAN
+            return self._reply([self.knowledge.prompt("fallback_unknown")], score=score)
+        if answer.outcome == "declined":
+            self.state = State.QUESTION
+            return self._reply(await _read(answer.clauses()), score=score, fallback=answer)
+        self.state = State.ANYTHING_ELSE
+        if answer.found:
+            self.team = answer.found[0].passage.team
+        reply = self._reply([], score=score, fallback=answer, team=self.team)
+        reply.stream = self._streamed(answer)
+        return reply
+
+    async def _streamed(self, answer: FallbackAnswer) -> AsyncIterator[str]:
+        """The answer's clauses as they come, then what follows from how it went: another
+        question, a human offered when the text read may not be the answer, or when the
+        model found none. "Répétez" repeats what was said."""
+        self.last_texts = []
+        async for clause in answer.clauses():
+            self.last_texts.append(clause)
+            yield clause
+        p = self.knowledge.prompt
+        if answer.outcome == "unknown":
+            self.state = State.OFFER_HUMAN
+            tail = [p("offer_human_question"), p("confirm_retry")]
+        elif answer.verbatim:
+            tail = [self.knowledge.prompts["fallback"]["not_sure"], p("anything_else")]
+        else:
+            tail = [p("anything_else")]
+        for text in tail:
+            self.last_texts.append(text)
+            yield text
 
     async def _start_question(self, intent: str, text: str, score: float | None) -> Reply:
         qt = self.knowledge.question_types[intent]
@@ -451,12 +511,46 @@ class Conversation:
             self.flow = FlowRunner(self.knowledge, qt.flow, session_id=self.session_id, team=qt.team,
                                    slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id)
             reply = self._flow_reply(await self.flow.start())
+        elif qt.answer is not None and not qt.action and self._about_own_file(text, qt.team):
+            # The caller needs their own figures: the rule in short, then their file.
+            self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(qt.team)
+            answer = await self._answer_texts(qt.id, text)
+            reply = self._reply([short_answer(" ".join(answer)), self.knowledge.prompts["check_file"]["offer"]],
+                                offers_file_check=True)
         else:
             texts = await self._answer_texts(qt.id, text)
             self.state = State.ANYTHING_ELSE
             reply = self._reply(texts + [self.knowledge.prompt("anything_else")])
         reply.intent, reply.score = qt.id, score
         return reply
+
+    def _about_own_file(self, text: str, team: str | None) -> bool:
+        """A question about the caller's own file ("vous avez bien reçu mon virement ?",
+        "pourquoi on me prélève plus ce mois-ci ?"), in a call not yet identified, for a team
+        whose questions a flow can check in the file."""
+        return (not self.slots.get("identified")
+                and self.knowledge.check_file_flow(team or "") is not None
+                and self.keywords.match("personal", normalize(text)))
+
+    async def _check_file_answered(self, text: str, said: str) -> Reply:
+        """"Voulez-vous que je vérifie votre dossier ?": yes runs the personal flow
+        (identification, then the caller's own figures); no, another question is awaited;
+        a question of its own is answered."""
+        answer, rest_text, rest = self._yes_no_head(text, said)
+        route = await self._confident_question(rest_text, rest)
+        if route is not None and route.intent is not None:
+            return await self._start_question(route.intent, rest_text, route.score)
+        if answer == "oui" and self.check_flow is not None:
+            self.flow = FlowRunner(self.knowledge, self.check_flow, session_id=self.session_id,
+                                   team=self.team or "accueil", slots=self.slots, actions=self.actions,
+                                   latest_text=text, intent=self.last_intent)
+            return self._flow_reply(await self.flow.start())
+        if answer == "non":
+            self.state = State.QUESTION
+            return self._reply([self.knowledge.prompt("listening")])
+        if self._asks_repeat(said):
+            return self._reply(list(self.last_texts), reprompt=True)
+        return self._not_understood()
 
     async def _answer_texts(self, intent: str, text: str) -> list[str]:
         qt = self.knowledge.question_types[intent]
@@ -553,7 +647,7 @@ class Conversation:
             if key in "12":
                 return await self._chosen(self.choices[int(key) - 1], "", None)
             return self._not_understood()
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE):
             if key in "12":
                 return await self.on_text("oui" if key == "1" else "non")
             return self._not_understood()
@@ -589,6 +683,20 @@ class Conversation:
             return self._end("goodbye_no_input")
         question = self.flow.repeat_question() if self.state is State.FLOW and self.flow is not None else []
         return self._reply([self.knowledge.prompt("no_input", self.no_input - 1), *question], reprompt=True)
+
+
+SHORT_ANSWER_WORDS = 40
+
+
+def short_answer(text: str, max_words: int = SHORT_ANSWER_WORDS) -> str:
+    """The first sentences of an answer within `max_words` (at least one): the rule in
+    short, before the offer to look at the caller's own case."""
+    taken: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        if taken and len(" ".join(taken + [sentence]).split()) > max_words:
+            break
+        taken.append(sentence)
+    return " ".join(taken)
 
 
 def _tail_as_said(text: str, normalized_tail: str) -> str:

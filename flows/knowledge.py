@@ -31,6 +31,11 @@ class Knowledge:
     flows: dict[str, Flow] = field(default_factory=dict)
     out_of_scope: tuple[str, ...] = ()
     fingerprint: str = field(default="")
+    check_file: dict[str, str | None] = field(default_factory=dict)   # team -> flow (check_file.yaml)
+
+    def check_file_flow(self, team: str) -> str | None:
+        """The flow that checks the caller's own file for a question of this team."""
+        return self.check_file.get(team, self.check_file.get("default"))
 
     def prompt(self, key: str, attempt: int = 0) -> str:
         value = self.prompts[key]
@@ -201,12 +206,30 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
         if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
             raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
         out_of_scope = tuple(" ".join(x.split()) for x in items)
+    check_file = _load_check_file(data_dir / "check_file.yaml", flows)
     digest = hashlib.sha256()
-    for p in (*question_paths, *flow_paths, prompts_path, oos_path):
+    for p in (*question_paths, *flow_paths, prompts_path, oos_path, data_dir / "check_file.yaml"):
         if p.is_file():
             digest.update(p.read_bytes())
     return Knowledge(question_types=types, prompts=prompts, flows=flows, out_of_scope=out_of_scope,
-                     fingerprint=digest.hexdigest()[:16])
+                     fingerprint=digest.hexdigest()[:16], check_file=check_file)
+
+
+def _load_check_file(path: Path, flows: dict[str, Flow]) -> dict[str, str | None]:
+    if not path.is_file():
+        return {}
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("teams", {}), dict):
+        raise DataError(f"{path.name}: must hold 'default' and a mapping 'teams'")
+    mapping: dict[str, str | None] = {team: flow for team, flow in (raw.get("teams") or {}).items()}
+    if raw.get("default") is not None:
+        mapping["default"] = raw["default"]
+    for team, flow in mapping.items():
+        if team != "default" and team not in TEAMS:
+            raise DataError(f"{path.name}: team {team!r} is not one of {', '.join(TEAMS)}")
+        if flow is not None and flow not in flows:
+            raise DataError(f"{path.name}: {team}: flow {flow!r} is not defined in flows/")
+    return mapping
 
 
 def _parsers() -> frozenset[str]:

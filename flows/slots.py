@@ -209,6 +209,30 @@ def mentions_number(normalized: str) -> bool:
     return any(c.isdigit() for c in normalized) or any(
         w in _NUMBER_WORDS and w not in ("un", "une") for w in normalized.split())
 
+_WRITTEN_FIGURE = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?")
+
+
+def figures(text: str) -> set[str]:
+    """Every figure of a text, written ("5 000", "6,45 %", "2026") or in words ("cinq mille",
+    "trente jours"), as canonical decimal strings ("5000", "6.45"): what the fallback's
+    guard compares between a generated answer and its passages. "un"/"une" before a word
+    are articles, not figures."""
+    text = re.sub(r"\bpour ?cent\b", "%", text[: 20 * MAX_CHARS], flags=re.IGNORECASE)
+    written = [m.group() for m in _WRITTEN_FIGURE.finditer(text)]
+    out = {_canonical(w) for w in written}
+    rest = _WRITTEN_FIGURE.sub(" ", text)
+    folded = "".join(c for c in unicodedata.normalize("NFKD", rest) if not unicodedata.combining(c)).lower()
+    out.update(_canonical(g.digits) for g in _groups(_tokens(folded)) if g.words)
+    return out
+
+
+def _canonical(figure: str) -> str:
+    whole, _, decimals = re.sub(r"[ \u00a0\u202f]", "", figure).partition(",")
+    whole = whole.lstrip("0") or "0"
+    decimals = decimals.rstrip("0")
+    return f"{whole}.{decimals}" if decimals else whole
+
+
 _FILLERS = frozenset({"euh", "heu", "euhh", "hum", "hm", "hmm", "mh", "ben", "bah", "bon", "alors",
                       "donc", "voila", "enfin", "attendez", "attends", "pardon", "ah", "oh", "eh", "et",
                       "puis", "pis", "_", PAUSE})

@@ -8,8 +8,16 @@ from collections import Counter
 
 import pytest
 
-from bot.bench_callers import KINDS, CallerUtterance, format_caller_report, load_callers, run_caller_bench
-from flows.knowledge import load_knowledge
+from bot.bench_callers import (
+    DEV_PARTS,
+    KINDS,
+    CallerUtterance,
+    format_caller_report,
+    has_fact,
+    load_callers,
+    run_caller_bench,
+)
+from flows.knowledge import DataError, load_knowledge
 from flows.router import IntentRouter, RouterSettings
 
 
@@ -57,9 +65,49 @@ def test_the_bench_runs_through_the_real_router_and_dialogue(knowledge, callers,
     router = IntentRouter(knowledge, RouterSettings(), tmp_path_factory.mktemp("router"))
     sample = [u for u in callers if "short" in u.kinds][:6] + [u for u in callers if "out_of_domain" in u.kinds][:3]
     sample.append(CallerUtterance("euh je voudrais parler à un conseiller s'il vous plaît", None, ("human",)))
+    # A held-out item (no development part), with a key fact the greeting-less reply cannot hold.
+    sample.append(CallerUtterance("mon mot de passe ne marche plus depuis hier soir", "mot_de_passe_perdu",
+                                  ("short",), fact=("vingt-sept zèbres",)))
     result = run_caller_bench(knowledge, router, sample)
-    assert result["utterances"] == len(sample) and result["in_domain"] == 6
+    assert result["utterances"] == len(sample) and result["in_domain"] == 7
     assert 0.0 <= result["team_accuracy"] <= 1.0 and 0.0 <= result["out_of_domain_declined"] <= 1.0
+    assert 0.0 <= result["router_team_accuracy"] <= 1.0
     assert result["human_requests_handed_over"] == 1.0   # the keyword rule: always a human
+    assert sum(result["replies"].values()) == pytest.approx(1.0)
+    assert result["key_fact"]["items"] == sum(bool(u.fact) for u in sample)
+    assert result["key_fact"]["present"] <= 1 - 1 / result["key_fact"]["items"]   # not the zebras
+    dev = sum(u.part in DEV_PARTS for u in sample)
+    assert result["dev"]["utterances"] == dev and result["held_out"]["utterances"] == len(sample) - dev
+    # Held out: aggregate figures only, never which items failed.
+    assert "frequent_confusions" in result["dev"] and "missed_teams" in result["dev"]
+    assert "frequent_confusions" not in result["held_out"] and "missed_teams" not in result["held_out"]
     report = "\n".join(format_caller_report(result))
     assert "independent caller set" in report and "out of domain declined" in report
+    assert "development part" in report and "held-out part" in report and "key fact" in report
+    assert "mot de passe ne marche plus" not in report
+
+
+def test_parts_and_facts_are_read(knowledge, tmp_path):
+    (tmp_path / "part_a.yaml").write_text(
+        "utterances:\n"
+        "  - {text: 'quand dois-je déclarer', type: echeances_declaration, kinds: [short], fact: 'le 31 janvier'}\n"
+        "  - {text: 'le taux pour la vente', type: taux_cotisations_micro, kinds: [short], fact: ['12,3 %', '12.3']}\n",
+        "utf-8")
+    (tmp_path / "part_z.yaml").write_text(
+        "utterances:\n  - {text: 'la météo demain', type: null, kinds: [out_of_domain]}\n", "utf-8")
+    items = load_callers(knowledge, tmp_path)
+    assert [(u.part, u.fact) for u in items] == [
+        ("part_a", ("le 31 janvier",)), ("part_a", ("12,3 %", "12.3")), ("part_z", ())]
+    (tmp_path / "part_z.yaml").write_text(
+        "utterances:\n  - {text: 'la météo', type: null, kinds: [out_of_domain], fact: [3]}\n", "utf-8")
+    with pytest.raises(DataError, match="fact"):
+        load_callers(knowledge, tmp_path)
+
+
+def test_a_key_fact_is_found_in_the_normalised_reply():
+    said = ["Vous déclarez avant le 31 Janvier.", "Le taux est de 12,3 % du chiffre d'affaires."]
+    assert has_fact(("le 31 janvier",), said)
+    assert has_fact(("nope", "12,3 %"), said)           # any of the wordings
+    assert has_fact(("CHIFFRE D'AFFAIRES",), said)      # case, accents and punctuation aside
+    assert not has_fact(("le 3 janvier",), said)        # whole words: 3 is not 31
+    assert not has_fact(("le 15 mars",), said)

@@ -29,7 +29,7 @@ from tests.domain import DOMAIN_TEAMS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-MESSAGE_KEYS = {"replies", "intent", "team", "handoff", "awaiting", "ended"}
+MESSAGE_KEYS = {"replies", "intent", "team", "handoff", "awaiting", "ended", "sources"}
 DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer mon chiffre d'affaires"
 SHORT_DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer"
 PASSWORD_QUESTION = "j'ai oublié mon mot de passe et je n'arrive plus à me connecter"
@@ -354,8 +354,8 @@ async def test_no_but_a_question_is_answered_not_taken_for_a_goodbye(client):
 async def test_clarifying_question_is_short_reports_the_team_and_takes_keys(client):
     session = await open_session(client)
     sid = session["session_id"]
-    body = await send(client, sid, text="le prélèvement")
+    body = await send(client, sid, text="mon prélèvement")
     assert body["awaiting"] == "choice" and body["team"] == "paiement", body
     assert all(len(r.split()) <= 12 for r in body["replies"]), body
     body = await send(client, sid, dtmf="1")
-    assert body["intent"] == "prelevement_rejete" and body["team"] == "paiement", body
+    assert body["intent"] == "prelevements_independant" and body["team"] == "paiement", body

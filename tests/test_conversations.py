@@ -196,23 +196,62 @@ async def test_distress_in_the_middle_of_a_flow(client):
     assert body["handoff"] == {"team": "difficultes", "reason": "detresse"}, body
 
 
-async def test_out_of_scope_question_goes_to_the_fallback(client):
+async def test_out_of_domain_request_is_declined_politely(client):
     sid = await session(client)
     body = await send(client, sid, text="vous pouvez me donner la recette de la blanquette de veau")
-    assert "pas de réponse sûre" in said(body) and body["awaiting"] == "confirmation", body
-    body = await send(client, sid, text="oui")
-    assert body["handoff"] is not None
+    assert said(body).startswith("Je ne peux répondre qu'aux questions sur vos démarches"), body
+    assert body["awaiting"] is None and body["handoff"] is None
 
 
-@pytest.mark.parametrize(("answer", "choice"), [("le deuxième", 1), ("le premier", 0), (None, 1)])
+async def test_a_question_the_router_cannot_place_is_answered_from_the_knowledge_base(client):
+    sid = await session(client)
+    body = await send(client, sid, text="je vends mon fonds de commerce et mes deux employées restent avec le "
+                                        "nouveau propriétaire, qu'est-ce que je dois déclarer")
+    assert body["intent"] is None and body["team"] == "cessation", body
+    assert body["sources"] and body["sources"][0].startswith("https://"), body
+    assert "conseiller" in said(body) and body["replies"][-1] == "Avez-vous une autre question ?"
+
+
+@pytest.mark.parametrize("question", [
+    "vous avez bien reçu mon virement de mardi pour mes cotisations",
+    "pourquoi on me prélève plus que d'habitude ce mois-ci",
+])
+async def test_a_question_about_ones_own_file_offers_to_check_it(client, accounts, question):  # noqa: F811
+    account = accounts["debt_due"][0]
+    sid = await session(client)
+    body = await send(client, sid, text=question)
+    assert body["replies"][-1].startswith("Voulez-vous que je vérifie votre dossier ?"), body
+    assert body["awaiting"] == "confirmation" and not AMOUNT.search(said(body)), body
+    assert len(body["replies"][0].split()) <= 45   # the rule in short, before the offer
+    body = await send(client, sid, text="oui volontiers")
+    assert "SIRET" in said(body) and body["awaiting"] == "siret", body
+    body = await identify(client, sid, account)
+    assert "vous êtes identifié" in said(body) and AMOUNT.search(said(body)), body
+
+
+async def test_a_refused_declaration_goes_to_identification(client):
+    sid = await session(client)
+    body = await send(client, sid, text="ma déclaration de février a été refusée je comprends pas pourquoi")
+    assert body["awaiting"] == "siret" or body["replies"][-1].startswith("Voulez-vous que je vérifie"), body
+
+
+async def test_declining_the_check_of_ones_file_listens_again(client):
+    sid = await session(client)
+    body = await send(client, sid, text="pourquoi on me prélève plus que d'habitude ce mois-ci")
+    assert body["replies"][-1].startswith("Voulez-vous que je vérifie votre dossier ?"), body
+    body = await send(client, sid, text="non merci")
+    assert body["replies"] == ["Je vous écoute. Quelle est votre question ?"] and body["awaiting"] is None
+
+
+@pytest.mark.parametrize(("answer", "choice"), [("le deuxième", 1), ("le premier", 0), (None, 0)])
 async def test_clarifying_question_between_close_types(client, answer, choice):
     from flows.knowledge import load_knowledge
 
     knowledge = load_knowledge()
     sid = await session(client)
-    body = await send(client, sid, text="le prélèvement")  # debits: rejected, or their schedule?
+    body = await send(client, sid, text="mon prélèvement")  # debits: their schedule, or rejected?
     assert body["awaiting"] == "choice", body
-    first, second = ("prelevement_rejete", "prelevements_independant")
+    first, second = ("prelevements_independant", "prelevement_rejete")
     options = knowledge.prompts["clarify_options"]
     assert [options[first], options[second]] == [body["replies"][1], body["replies"][3]], body
     words = [w for w in said(body).split() if any(c.isalnum() for c in w)]

@@ -666,14 +666,15 @@ async def test_with_an_agent_the_bot_only_listens(make_conversation):
 
 
 async def test_a_type_below_its_own_minimum_is_asked_again(make_conversation, knowledge):
-    # "je perds d'y mommodepasse" (Whisper, a poor line) routes to distress at about 0.65:
-    # not enough for words of comfort and a handoff when the type asks for 0.8.
+    # Frustration with the website routes to distress at about 0.78: not enough for words
+    # of comfort and a handoff when the type asks for 0.8.
     assert knowledge.question_types["detresse_personnelle"].min_score == 0.8
     conv = make_conversation()
     conv.start()
-    route = conv.router.route("Je perds d'y mommodepasse.")
+    said = "je vais craquer avec ce site internet"
+    route = conv.router.route(said)
     assert route.intent == "detresse_personnelle" and route.score < 0.8, route
-    reply = await conv.on_text("Je perds d'y mommodepasse.")
+    reply = await conv.on_text(said)
     assert reply.handoff is None and reply.texts == [knowledge.prompt("no_match", 0)], reply
     # real distress, however phrased, still goes to a human
     reply = await conv.on_text("j'ai des idées noires, tout s'écroule")
@@ -715,7 +716,7 @@ WAITING_ANSWERS = (
 
 async def _to_clarify(conv: Conversation) -> None:
     conv.start()
-    await conv.on_text("le prélèvement")  # rejected by the bank, or its dates?
+    await conv.on_text("mon prélèvement")  # its dates, or rejected by the bank?
     assert conv.state is State.CLARIFY, conv.last_texts
 
 
@@ -871,7 +872,7 @@ def test_every_type_has_a_short_option_for_clarifying_questions(knowledge):
 async def test_clarify_between_two_types_of_one_team_sets_the_team(make_conversation, knowledge):
     conv = make_conversation()
     conv.start()
-    reply = await conv.on_text("le prélèvement")
+    reply = await conv.on_text("mon prélèvement")
     first, second = conv.choices
     assert {first, second} == {"prelevement_rejete", "prelevements_independant"}
     c, options = knowledge.prompts["clarify"], knowledge.prompts["clarify_options"]
@@ -925,7 +926,7 @@ FRAGMENTS = [
     pytest.param("pour l'attestation de vigilance", "pour l'attestation de vigilance, euh, elle est valable "
                  "combien de temps", id="answered-then-yes-no"),
     pytest.param("bof heu", "bof heu, je voudrais savoir comment déclarer mon chiffre d'affaires", id="no-match"),
-    pytest.param("le prélèvement", "le prélèvement de l'urssaf a été rejeté par ma banque, qu'est-ce que je fais",
+    pytest.param("mon prélèvement", "mon prélèvement de l'urssaf a été rejeté par ma banque, qu'est-ce que je fais",
                  id="clarify"),
 ]
 

@@ -3,6 +3,8 @@ every turn committed to the call record with its latency breakdown."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from pipecat.frames.frames import (
     Frame,
     InputDTMFFrame,
     InputTransportMessageFrame,
+    InterruptionFrame,
     OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
@@ -44,6 +47,8 @@ class _Pending:
     reply_at: float
     speech_end: float | None = None
     transcript_at: float | None = None
+    streaming: bool = False          # more clauses to come: recorded once all are said
+    audio_out: float | None = None   # the reply's first audio
 
 
 class DialogueProcessor(FrameProcessor):
@@ -61,6 +66,7 @@ class DialogueProcessor(FrameProcessor):
         self._pending: _Pending | None = None
         self._ending = False
         self._over_bot = False  # the next transcript was said over the bot without stopping it
+        self._stream_task: asyncio.Task | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -97,6 +103,8 @@ class DialogueProcessor(FrameProcessor):
         if isinstance(frame, TransferStatusFrame):
             await self._on_transfer_status(frame)
             return
+        if isinstance(frame, InterruptionFrame):
+            await self._stop_stream()   # the caller took the floor: no more generated clauses
         if isinstance(frame, VADUserStartedSpeakingFrame):
             # a new utterance: a backchannel that left no transcript must not mute it
             self._over_bot = False
@@ -108,6 +116,7 @@ class DialogueProcessor(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _on_transcript(self, frame: TranscriptionFrame) -> None:
+        await self._stop_stream()
         transcript_at = time.monotonic()
         text = frame.text.strip()
         result = frame.result if isinstance(frame.result, dict) else {}
@@ -171,14 +180,18 @@ class DialogueProcessor(FrameProcessor):
         await self._call.set_team(reply.team)
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
-        if not reply.texts:
+        if not reply.texts and reply.stream is None:
             return
         text = " ".join(reply.texts)
         await self._commit_bot_turn()  # a reply that never reached the audio out is still recorded
         self._pending = _Pending(text=text, intent=reply.intent, reply_at=time.monotonic(),
-                                 speech_end=speech_end, transcript_at=transcript_at)
-        await self._client_message("bot", text)
-        await self.push_frame(TTSSpeakFrame(text))
+                                 speech_end=speech_end, transcript_at=transcript_at,
+                                 streaming=reply.stream is not None)
+        if text:
+            await self._client_message("bot", text)
+            await self.push_frame(TTSSpeakFrame(text))
+        if reply.stream is not None:
+            self._stream_task = self.create_task(self._speak_stream(reply, self._pending), "fallback-stream")
         if reply.handoff and self._transfer_mode:
             # In order after the words: the gateway transfers once they have been played.
             briefing = self._conversation.agent_briefing(reply.handoff) if self._transfer_mode == "bridged" else ""
@@ -190,6 +203,33 @@ class DialogueProcessor(FrameProcessor):
             self._ending = True
             await self.push_frame(EndWorkerFrame(reason="conversation ended"))
 
+    async def _speak_stream(self, reply: Reply, pending: _Pending) -> None:
+        """A reply generated as it is said: each clause goes to the TTS as soon as it comes
+        (the first leaves before the answer is complete); the turn is recorded whole at the end,
+        with the passages it came from."""
+        assert reply.stream is not None
+        said = [pending.text] if pending.text else []
+        try:
+            async for clause in reply.stream:
+                said.append(clause)
+                await self._client_message("bot", clause)
+                await self.push_frame(TTSSpeakFrame(clause))
+        finally:
+            pending.text = " ".join(said)
+            pending.streaming = False
+            if reply.fallback is not None:
+                await self._call.event("fallback", reply.fallback.record())
+            if self._pending is pending and pending.audio_out is not None:
+                await self._commit_bot_turn()
+
+    async def _stop_stream(self) -> None:
+        task, self._stream_task = self._stream_task, None
+        if task is not None and not task.done():
+            await self.cancel_task(task)
+        elif task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def _on_transfer_status(self, frame: TransferStatusFrame) -> None:
         await self._call.event("transfer_" + frame.status, {"team": frame.team})
         if frame.status == "bridged":
@@ -200,11 +240,16 @@ class DialogueProcessor(FrameProcessor):
             await self._say(self._conversation.on_transfer_failed(), speech_end=None, transcript_at=time.monotonic())
 
     async def _commit_bot_turn(self) -> None:
-        pending, self._pending = self._pending, None
+        pending = self._pending
         if pending is None:
             return
-        now = time.monotonic()
-        audio_out = now if self._bot_speaking else None
+        if pending.streaming:
+            # Its first audio is what the latency measures; the text is complete only later.
+            if pending.audio_out is None and self._bot_speaking:
+                pending.audio_out = time.monotonic()
+            return
+        self._pending = None
+        audio_out = pending.audio_out or (time.monotonic() if self._bot_speaking else None)
 
         def ms(a: float | None, b: float | None) -> int | None:
             return None if a is None or b is None else int((b - a) * 1000)
@@ -226,4 +271,7 @@ class DialogueProcessor(FrameProcessor):
 
     async def flush(self) -> None:
         """Record the reply still waiting for audio (call hung up meanwhile)."""
+        await self._stop_stream()
+        if self._pending is not None:
+            self._pending.streaming = False
         await self._commit_bot_turn()

@@ -1,0 +1,50 @@
+"""A fallback answer over the phone: generated clause by clause, its first audio leaves
+while the rest is still being generated, and the call record keeps the whole answer and
+the passages it came from."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.caller_sim import CallerVoice, bot_server, media_stream_call
+from tests.scripted_llm import Script, ScriptedLLM
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = ["Quand vous vendez votre fonds de commerce, vos salariés passent chez le repreneur.",
+             "Faites vos dernières déclarations pour la période où vous les employiez.",
+             "Le repreneur les déclare ensuite lui-même."]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    server = ScriptedLLM().start()
+    yield server
+    server.stop()
+
+
+def test_first_audio_of_a_generated_answer_leaves_before_the_answer_is_complete(tmp_path, llm):
+    # Each sentence takes 2.5 s to come: the whole answer 5 s after the first one.
+    llm.script = Script(pieces=[s + " " for s in SENTENCES], piece_delay_s=2.5)
+    question = CallerVoice("jm_kumo").say(
+        "Je vends mon fonds de commerce et mes deux employées restent avec le nouveau propriétaire, "
+        "qu'est-ce que je dois déclarer ?")
+    with bot_server(tmp_path, CALLBOT_FALLBACK_BACKEND="openai", CALLBOT_FALLBACK_BASE_URL=llm.url,
+                    CALLBOT_FALLBACK_MODEL="scripted") as server:
+        ws = server.url.replace("http://", "ws://") + "/ws/media"
+        call = asyncio.run(media_stream_call(ws, question, "MZfallback", reply_timeout_s=15.0))
+        assert call.first_reply is not None, call
+        assert llm.finished_at, "the bot never asked the LLM: the question did not reach the fallback"
+        # The caller heard the answer begin while the model was still generating it.
+        assert call.first_reply < llm.finished_at[-1] - 2.0, (call, llm.finished_at, server.log_path.read_text()[-6000:])
+        record = server.wait_for(
+            server.recent_calls()[0]["id"],
+            lambda r: any(e["kind"] == "fallback" for e in r["events"]), timeout=30)
+    fallback = next(e for e in record["events"] if e["kind"] == "fallback")
+    assert fallback["data"]["backend"] == "openai" and fallback["data"]["outcome"] == "generated"
+    assert fallback["data"]["passages"][0] == "cession_fonds_commerce"
+    answer = next(t for t in record["turns"] if t["speaker"] == "bot" and SENTENCES[0] in t["text"])
+    assert all(s in answer["text"] for s in SENTENCES)
+    assert answer["total_ms"] is not None
