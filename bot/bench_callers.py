@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from flows.engine import Conversation, DialogueSettings, Keywords, Reply
+from flows.fallback import Fallback
 from flows.knowledge import DATA_DIR, DataError, Knowledge
 from flows.lexical import normalize
 from flows.router import IntentRouter
@@ -78,7 +79,9 @@ def load_callers(knowledge: Knowledge, folder: Path = CALLERS_DIR) -> list[Calle
 
 
 def _asks_identification(reply: Reply) -> bool:
-    return reply.awaiting in ("siret", "siren")
+    """Identification asked for (a flow wants the SIRET) or offered ("Voulez-vous que je
+    vérifie votre dossier ?")."""
+    return reply.awaiting in ("siret", "siren") or reply.offers_file_check
 
 
 def _reply_kind(reply: Reply) -> str:
@@ -100,16 +103,18 @@ def has_fact(facts: tuple[str, ...], texts: list[str]) -> bool:
     return any(f" {normalize(f)} " in said for f in facts)
 
 
-async def _first_reply(knowledge: Knowledge, router: IntentRouter, keywords: Keywords, text: str) -> Reply:
+async def _first_reply(knowledge: Knowledge, router: IntentRouter, keywords: Keywords, text: str,
+                       fallback: Fallback | None) -> Reply:
     conversation = Conversation(session_id="bench-callers", knowledge=knowledge, router=router, keywords=keywords,
-                                actions=None, settings=DialogueSettings())
+                                actions=None, settings=DialogueSettings(), fallback=fallback)
     conversation.start()
     reply = await conversation.on_text(text)
     await reply.collect()
     return reply
 
 
-def run_caller_bench(knowledge: Knowledge, router: IntentRouter, utterances: list[CallerUtterance]) -> dict:
+def run_caller_bench(knowledge: Knowledge, router: IntentRouter, utterances: list[CallerUtterance],
+                     fallback: Fallback | None = None) -> dict:
     """The figures of the module docstring for the whole set, then for its development part
     (`dev`, with the confusions and missed examples) and its held-out part (`held_out`,
     aggregate figures only)."""
@@ -117,7 +122,7 @@ def run_caller_bench(knowledge: Knowledge, router: IntentRouter, utterances: lis
     teams = {qt.id: qt.team for qt in knowledge.question_types.values()}
     rows = []
     for u in utterances:
-        reply = asyncio.run(_first_reply(knowledge, router, keywords, u.text))
+        reply = asyncio.run(_first_reply(knowledge, router, keywords, u.text, fallback))
         route = router.route(u.text)
         expected_teams = {teams[t] for t in (u.type, *u.also) if t}
         rows.append({
@@ -203,7 +208,7 @@ def _format_part(r: dict, title: str) -> list[str]:
     for kind, k in r["by_kind"].items():
         lines.append(f"      {kind:<18}{k['utterances']:>5}  {_pct(k['team'])}  {_pct(k['router_team'])}  "
                      f"{_pct(k['type'])}")
-    lines.append(f"    personal questions ({p['utterances']}): identification asked {_pct(p['identification_asked'])}, "
+    lines.append(f"    personal questions ({p['utterances']}): identification asked or offered {_pct(p['identification_asked'])}, "
                  f"a human {_pct(p['human'])}, either {_pct(p['identification_or_human'])}")
     lines.append(f"    out of domain declined {_pct(r['out_of_domain_declined'])}; "
                  f"a human asked for and given {_pct(r['human_requests_handed_over'])}")

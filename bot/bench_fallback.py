@@ -127,11 +127,18 @@ def _classify(knowledge: Knowledge, reply: Reply, texts: list[str]) -> str:
 
 def run_fallback_bench(knowledge: Knowledge, router: IntentRouter, fallback: Fallback,
                        questions: list[FallbackQuestion]) -> dict:
+    async def ask_all() -> list[tuple[Reply, list[str], float | None]]:
+        # One event loop for the whole set: a backend keeps its HTTP session across questions.
+        try:
+            return [await _ask(knowledge, router, keywords, fallback, q.text) for q in questions]
+        finally:
+            if fallback.backend is not None:
+                await fallback.backend.close()
+
     keywords = Keywords()
     allowed = known_figures(knowledge)
     rows = []
-    for q in questions:
-        reply, texts, first = asyncio.run(_ask(knowledge, router, keywords, fallback, q.text))
+    for q, (reply, texts, first) in zip(questions, asyncio.run(ask_all()), strict=True):
         said = " ".join(texts)
         rows.append({
             "dev": q.dev, "category": q.category, "text": q.text,

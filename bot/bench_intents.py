@@ -301,9 +301,13 @@ def main(cache_dir: Path, settings: RouterSettings, *, as_json: bool = False, ho
                                  and result["repeats"]["type_accuracy"]["mean"] >= TARGET_TYPE_ACCURACY)
     # The independent set, through the production router and the dialogue, as a caller meets them.
     from bot.bench_callers import format_caller_report, load_callers, run_caller_bench
+    from flows.engine import Keywords
+    from flows.fallback import Fallback, FallbackSettings, Guard
+    from flows.retrieval import Retriever
 
+    fallback = Fallback(FallbackSettings(), knowledge, Retriever(knowledge, cache_dir), Guard(Keywords()))
     result["callers"] = run_caller_bench(knowledge, IntentRouter(knowledge, settings, cache_dir),
-                                         load_callers(knowledge))
+                                         load_callers(knowledge), fallback)
     report = format_report(result) + "\n" + "\n".join(format_caller_report(result["callers"]))
     print(json.dumps(result, indent=2, ensure_ascii=False, default=list) if as_json else report)
     return 0 if result["targets_met"] else 1

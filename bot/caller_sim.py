@@ -332,9 +332,10 @@ class StreamedCall:
 
 async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
                             greeting_timeout_s: float = 40.0, reply_timeout_s: float = 10.0,
-                            caller: str = "+33100000000") -> StreamedCall:
+                            caller: str = "+33100000000", listen_after_s: float = 1.0) -> StreamedCall:
     """Waits for the greeting to end (2 s without sound after it began), asks the
-    question in real time, then listens until the reply begins (or `reply_timeout_s`)."""
+    question in real time, then listens until the reply begins (or `reply_timeout_s`),
+    and `listen_after_s` more before hanging up."""
     import aiohttp
 
     from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
@@ -385,7 +386,7 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
         deadline = time.monotonic() + reply_timeout_s
         while time.monotonic() < deadline and result.first_reply is None:
             await send(silence)
-        for _ in range(50):  # a second more: the record gets the caller's turn
+        for _ in range(int(listen_after_s * 50)):  # the record gets the caller's turn, the reply goes on
             await send(silence)
         await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
         await asyncio.wait_for(task, 10)

@@ -55,6 +55,9 @@ class FallbackSettings:
     hold_after_s: float = 1.5
     give_up_after_s: float = 5.0
     passages: int = 3
+    # Passages given to a generative backend: the prompt it must read before its first
+    # token grows with each (about 120 tokens); on a CPU that is seconds.
+    prompt_passages: int = 1
     # A passage is an answer when it stands out of the knowledge base for this question
     # (hybrid z-score) and e5 finds it close in absolute terms: measured on the project's
     # phrasings against its out-of-scope sentences (flows/retrieval.py, README).
@@ -67,6 +70,8 @@ class FallbackSettings:
             raise ValueError(f"fallback backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.backend == "openai" and not (self.base_url and self.model):
             raise ValueError("the openai fallback backend needs CALLBOT_FALLBACK_BASE_URL and CALLBOT_FALLBACK_MODEL")
+        if not 1 <= self.prompt_passages <= self.passages:
+            raise ValueError("fallback prompt_passages must be within 1..passages")
         if not 0 < self.hold_after_s <= self.give_up_after_s:
             raise ValueError("fallback hold_after_s must be > 0 and <= give_up_after_s")
 
@@ -84,6 +89,7 @@ class FallbackAnswer:
     outcome: str = "extractive"
     said: list[str] = field(default_factory=list)
     first_clause_s: float | None = None   # from the question to the first clause
+    used: int = 1                         # passages read, or given to the model
     detail: str = ""
     _clauses: AsyncIterator[str] | None = None
 
@@ -101,9 +107,10 @@ class FallbackAnswer:
         return [r.passage.id for r in self.found]
 
     def record(self) -> dict:
-        """What the call record keeps: which passages the answer came from, and how."""
-        return {"backend": self.backend, "outcome": self.outcome, "passages": self.passage_ids,
-                "scores": [round(r.score, 2) for r in self.found], "detail": self.detail[:200]}
+        """What the call record keeps: which passages the answer came from (those read or
+        given to the model), the others retrieved, and how it went."""
+        return {"backend": self.backend, "outcome": self.outcome, "passages": self.passage_ids[:self.used],
+                "retrieved": [[r.passage.id, round(r.score, 2)] for r in self.found], "detail": self.detail[:200]}
 
     async def clauses(self) -> AsyncIterator[str]:
         started = time.monotonic()
@@ -178,8 +185,10 @@ class Fallback:
     async def _generated(self, answer: FallbackAnswer) -> AsyncIterator[str]:
         assert self.backend is not None
         s = self.settings
-        allowed = self.guard.allowed_figures(r.passage.text for r in answer.found)
-        tokens = self.backend.stream(self.messages(answer.question, answer.found), max_tokens=s.max_tokens,
+        given = answer.found[:s.prompt_passages]
+        answer.used = len(given)
+        allowed = self.guard.allowed_figures(r.passage.text for r in given)
+        tokens = self.backend.stream(self.messages(answer.question, given), max_tokens=s.max_tokens,
                                      temperature=s.temperature)
         buffer, spoken = "", 0
         first: asyncio.Future | None = None
