@@ -116,8 +116,9 @@ def test_with_answers_every_clause_of_every_answer_is_prerendered(knowledge):
 def test_a_value_free_text_keeps_its_clauses_when_replies_are_joined(knowledge):
     # Replies are joined into one text for the TTS: a text that did not end its sentence
     # would run into the next one and make a clause the cache does not have. (Names and
-    # options composed into a sentence, such as team names, start in lower case.)
-    texts = [t for _, t in strings(knowledge.prompts) if t[:1].isupper()]
+    # options composed into a sentence, such as team names, start in lower case; a template
+    # ending on its value, such as the passage read by the fallback, ends with that value.)
+    texts = [t for _, t in strings(knowledge.prompts) if t[:1].isupper() and not t.endswith("}")]
     for flow in knowledge.flows.values():
         texts += [t for s in flow.steps for t in (s.say, s.prompt, s.keypad, s.confirm, *s.retry) if t]
     texts += [qt.answer.text for qt in knowledge.question_types.values() if qt.answer]
