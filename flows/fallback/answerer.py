@@ -190,7 +190,7 @@ class Fallback:
         allowed = self.guard.allowed_figures(r.passage.text for r in given)
         tokens = self.backend.stream(self.messages(answer.question, given), max_tokens=s.max_tokens,
                                      temperature=s.temperature)
-        buffer, spoken = "", 0
+        spoken = 0
         first: asyncio.Future | None = None
         try:
             first = asyncio.ensure_future(anext(tokens))
@@ -202,34 +202,16 @@ class Fallback:
                 answer.outcome, answer.detail = "late", f"no first token after {s.give_up_after_s} s"
                 yield self._extract_text(answer)
                 return
-            piece: str | None = first.result()
-            while piece is not None:
-                buffer += piece
-                *complete, buffer = _SENTENCE_END.split(buffer)
-                for sentence in complete:
-                    problem = self._problem(sentence, allowed)
-                    if problem:
-                        answer.outcome, answer.detail = "guarded", problem
-                        log.warning("fallback guard: %s", problem)
-                        yield self._texts["replaced"]
-                        yield self._extract_text(answer)
-                        return
-                    spoken += 1
-                    yield sentence.strip()
-                try:
-                    piece = await asyncio.wait_for(anext(tokens), IDLE_TOKEN_S)
-                except StopAsyncIteration:
-                    piece = None
-            last = buffer.strip()
-            if last:
-                problem = self._problem(last, allowed)
+            async for sentence in _sentences(first.result(), tokens):
+                problem = self._problem(sentence, allowed)
                 if problem:
                     answer.outcome, answer.detail = "guarded", problem
+                    log.warning("fallback guard: %s", problem)
                     yield self._texts["replaced"]
                     yield self._extract_text(answer)
                     return
                 spoken += 1
-                yield last
+                yield sentence
             if not spoken:
                 raise BackendError("empty answer")
             if _UNKNOWN.search(normalize(" ".join(answer.said))):
@@ -257,6 +239,24 @@ class Fallback:
         if self.guard.claims_personal(sentence):
             return "a claim about the caller's own file"
         return ""
+
+
+async def _sentences(first: str, tokens: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The generated text cut into sentences as the pieces come, the unfinished end last; a
+    stream silent for IDLE_TOKEN_S mid-answer raises TimeoutError."""
+    buffer, piece = "", first
+    while piece is not None:
+        buffer += piece
+        *complete, buffer = _SENTENCE_END.split(buffer)
+        for sentence in complete:
+            if sentence.strip():
+                yield sentence.strip()
+        try:
+            piece = await asyncio.wait_for(anext(tokens), IDLE_TOKEN_S)
+        except StopAsyncIteration:
+            piece = None
+    if buffer.strip():
+        yield buffer.strip()
 
 
 async def _each(texts: list[str]) -> AsyncIterator[str]:
