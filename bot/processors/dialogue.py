@@ -116,7 +116,6 @@ class DialogueProcessor(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _on_transcript(self, frame: TranscriptionFrame) -> None:
-        await self._stop_stream()
         transcript_at = time.monotonic()
         text = frame.text.strip()
         result = frame.result if isinstance(frame.result, dict) else {}
@@ -136,6 +135,7 @@ class DialogueProcessor(FrameProcessor):
                 log.debug("call %s: short speech over the bot, ignored", self._call.call_id)
                 return
             await self.broadcast_interruption()
+        await self._stop_stream()   # a new turn: the answer being generated is not wanted any more
         await self._client_message("caller", text)
         self._before_last_turn = self._conversation.snapshot()
         reply = await self._conversation.on_text(text)
@@ -146,6 +146,7 @@ class DialogueProcessor(FrameProcessor):
         """The caller went on as the bot began to answer their last turn (the bot has been
         stopped): the whole question, both pieces transcribed together, replaces it."""
         transcript_at = time.monotonic()
+        await self._stop_stream()
         snapshot, self._before_last_turn = self._before_last_turn, None
         can_merge = snapshot is not None and not self._ending and self._conversation.state not in (
             State.HANDOFF, State.WITH_AGENT, State.ENDED)
@@ -172,6 +173,7 @@ class DialogueProcessor(FrameProcessor):
     async def _on_keys(self, keys: str) -> None:
         if self._bot_speaking:
             await self.broadcast_interruption()  # a key press takes the floor, like speech
+        await self._stop_stream()
         await self._call.event("dtmf", {"keys": keys})
         await self._client_message("caller", f"[touches {keys}]")
         await self._say(await self._conversation.on_dtmf(keys), speech_end=None, transcript_at=time.monotonic())
