@@ -29,7 +29,7 @@ import yaml
 
 from bot.bench_callers import has_fact
 from flows.engine import Conversation, DialogueSettings, Keywords, Reply
-from flows.fallback import Fallback
+from flows.fallback import Fallback, Guard
 from flows.knowledge import DATA_DIR, DataError, Knowledge
 from flows.router import IntentRouter
 from flows.slots import figures
@@ -72,26 +72,8 @@ def load_questions(knowledge: Knowledge, path: Path = SET_PATH) -> list[Fallback
 
 
 def known_figures(knowledge: Knowledge) -> set[str]:
-    """Every figure the knowledge base and the prompts hold (any reply may say those)."""
-    out: set[str] = set()
-    texts = [qt.answer.text for qt in knowledge.question_types.values() if qt.answer]
-    texts += [str(v) for v in _strings(knowledge.prompts)]
-    for text in texts:
-        for f in figures(text):
-            out.add(f)
-            out.update(f.split("."))
-    return out
-
-
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
+    """Every figure the bot may say without inventing it: those of its answers, prompts and flows."""
+    return Guard.allowed_figures(knowledge.spoken_texts())
 
 
 async def _ask(knowledge: Knowledge, router: IntentRouter, keywords: Keywords, fallback: Fallback,
@@ -111,7 +93,7 @@ async def _ask(knowledge: Knowledge, router: IntentRouter, keywords: Keywords, f
     return reply, texts, first
 
 
-def _classify(knowledge: Knowledge, reply: Reply, texts: list[str]) -> str:
+def _classify(reply: Reply) -> str:
     """answered (a routed answer or a fallback answer), declined, unknown (no answer, a
     human offered or a re-prompt), handoff, clarify."""
     if reply.handoff is not None:
@@ -142,7 +124,7 @@ def run_fallback_bench(knowledge: Knowledge, router: IntentRouter, fallback: Fal
         said = " ".join(texts)
         rows.append({
             "dev": q.dev, "category": q.category, "text": q.text,
-            "outcome": _classify(knowledge, reply, texts),
+            "outcome": _classify(reply),
             "via_fallback": reply.fallback is not None and reply.fallback.outcome != "declined",
             "fallback_outcome": reply.fallback.outcome if reply.fallback else None,
             "fact": has_fact(q.fact, texts) if q.fact else None,

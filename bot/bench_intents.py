@@ -301,11 +301,11 @@ def main(cache_dir: Path, settings: RouterSettings, *, as_json: bool = False, ho
                                  and result["repeats"]["type_accuracy"]["mean"] >= TARGET_TYPE_ACCURACY)
     # The independent set, through the production router and the dialogue, as a caller meets them.
     from bot.bench_callers import format_caller_report, load_callers, run_caller_bench
+    from bot.services import make_fallback
     from flows.engine import Keywords
-    from flows.fallback import Fallback, FallbackSettings, Guard
-    from flows.retrieval import Retriever
+    from flows.fallback import FallbackSettings
 
-    fallback = Fallback(FallbackSettings(), knowledge, Retriever(knowledge, cache_dir), Guard(Keywords()))
+    fallback = make_fallback(FallbackSettings(), knowledge, Keywords(), cache_dir)
     result["callers"] = run_caller_bench(knowledge, IntentRouter(knowledge, settings, cache_dir),
                                          load_callers(knowledge), fallback)
     report = format_report(result) + "\n" + "\n".join(format_caller_report(result["callers"]))

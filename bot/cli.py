@@ -289,19 +289,16 @@ def cmd_bench_fallback(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from bot.bench_fallback import format_fallback_report, load_questions, run_fallback_bench
-    from bot.services import make_fallback_backend
+    from bot.services import make_fallback
     from flows.engine import Keywords
-    from flows.fallback import Fallback, Guard
     from flows.knowledge import load_knowledge
-    from flows.retrieval import Retriever
     from flows.router import IntentRouter
 
     settings = load_settings()
     config = replace(settings.fallback, backend=args.backend) if args.backend else settings.fallback
     knowledge = load_knowledge()
     cache = settings.var_dir / "router"
-    backend = make_fallback_backend(config)
-    fallback = Fallback(config, knowledge, Retriever(knowledge, cache), Guard(Keywords()), backend)
+    fallback = make_fallback(config, knowledge, Keywords(), cache)
     result = run_fallback_bench(knowledge, IntentRouter(knowledge, settings.router, cache), fallback,
                                 load_questions(knowledge))
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.config import Settings
 from bot.store import Store
@@ -65,6 +66,13 @@ def make_fallback_backend(settings: FallbackSettings) -> Backend | None:
     return None
 
 
+def make_fallback(settings: FallbackSettings, knowledge: Knowledge, keywords: Keywords, cache_dir: Path) -> Fallback:
+    """The fallback as configured: retrieval over `knowledge` (index cached in `cache_dir`),
+    the guard, the backend. Blocking: the index may be built now."""
+    return Fallback(settings, knowledge, Retriever(knowledge, cache_dir), Guard(keywords),
+                    make_fallback_backend(settings))
+
+
 def speech_style(settings: Settings) -> SpeechStyle:
     return SpeechStyle(speed=settings.voice.speed, sentence_pause_s=settings.voice.sentence_pause_s)
 
@@ -97,9 +105,9 @@ class BotServices:
             store=store,
             actions=ActionClient(settings.actions_url),
         )
-        retriever = await asyncio.to_thread(Retriever, knowledge, settings.var_dir / "router")
-        services.fallback = Fallback(settings.fallback, knowledge, retriever, Guard(services.keywords),
-                                     make_fallback_backend(settings.fallback))
+        # Loads (or builds, when an answer changed) the retrieval index: off the event loop.
+        services.fallback = await asyncio.to_thread(make_fallback, settings.fallback, knowledge, services.keywords,
+                                                    settings.var_dir / "router")
         if hasattr(services.fallback.backend, "load"):
             await services.fallback.backend.load()
         if voice:

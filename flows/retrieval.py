@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,6 @@ class Retriever:
         self._sentences = [sentences(p.text) for p in self.passages]
         self._bm25 = BM25([stems(" ".join((p.title, p.text, *qt.phrasings)))
                            for p, qt in zip(self.passages, types, strict=True)])
-        self._lock = threading.Lock()
         owner, units = [], []
         for i, (p, parts) in enumerate(zip(self.passages, self._sentences, strict=True)):
             for text in (p.title, *parts):
@@ -114,9 +112,8 @@ class Retriever:
             return []
         query = stems(question)
         vector = embed([normalize(question)])[0]
-        with self._lock:
-            unit_scores = self._vectors @ vector
-            phrasing_scores = self._phrasing_vectors @ vector
+        unit_scores = self._vectors @ vector
+        phrasing_scores = self._phrasing_vectors @ vector
         semantic = _best_per(self._owner, unit_scores, len(self.passages))
         asked = _best_per(self._phrasing_owner, phrasing_scores, len(self.passages))
         lexical = self._bm25.scores(query) / max(self._bm25.max_score(query), 1e-6)
