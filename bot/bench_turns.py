@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import random
 import statistics
@@ -107,6 +108,7 @@ class Pause:
     text: str
     compute_s: float            # Whisper and smart-turn side by side
     final: bool                 # the caller had really finished
+    words_probability: float | None = None  # the completeness model on `text` (not cached: it is retrained)
 
 
 @dataclass
@@ -315,16 +317,18 @@ def score(rendered: Rendered, transcriber, smart_turn, vad_settings) -> Scored:
     return scored
 
 
-def outcome(settings: EndOfTurnSettings, scored: Scored, *, use_text: bool = True,
-            use_audio: bool = True, with_compute: bool = False) -> tuple[bool, float | None, bool]:
+def outcome(settings: EndOfTurnSettings, scored: Scored, *, use_text: bool = True, use_audio: bool = True,
+            use_model: bool = True, with_compute: bool = False) -> tuple[bool, float | None, bool]:
     """(cut before the end, end-of-turn delay in seconds, a cut the caller would have to
     repeat: they went on later than `continuation_s` after the bot began) under these
     settings, the reply taken to begin at the decision. The delay
     is the policy's: from the end of speech to the decision, never before the VAD reports
     the pause; `with_compute` adds the time Whisper and smart-turn took here (on a busy
-    machine that measures the machine: the live part measures it in a real call)."""
+    machine that measures the machine: the live part measures it in a real call). Without
+    `use_model`, the word rule stands in for the completeness model."""
     for pause in scored.pauses:
-        decision = decide(settings, pause.probability if use_audio else None, pause.text if use_text else "")
+        decision = decide(settings, pause.probability if use_audio else None, pause.text if use_text else "",
+                          pause.words_probability if use_text and use_model else None)
         ready = pause.reported_at + (pause.compute_s if with_compute else 0.0)
         decided = max(pause.speech_end + decision.wait_s, ready)
         # The processor holds its decision while speech is starting again (before the
@@ -345,6 +349,7 @@ POLICIES: dict[str, tuple[Callable[[EndOfTurnSettings], EndOfTurnSettings], dict
     "smart-turn + silence (no words)": (lambda s: s, {"use_text": False}),
     "words + silence (no smart-turn)": (lambda s: s, {"use_audio": False}),
     "smart-turn + words (no question rule)": (lambda s: replace(s, require_question=False), {}),
+    "smart-turn + word rules + silence": (lambda s: s, {"use_model": False}),
     "smart-turn + words + silence": (lambda s: s, {}),
 }
 
@@ -361,29 +366,32 @@ def summarise(settings: EndOfTurnSettings, scored: Iterable[Scored], **kw) -> di
             "delay_p95_ms": 1000 * percentile(delays, 0.95) if delays else None}
 
 
-def tune(scored: list[Scored], base: EndOfTurnSettings, budget_ms: float = 600.0) -> EndOfTurnSettings:
-    """The settings with the fewest cuts whose mean delay stays under `budget_ms` (then the
-    shortest delay), on the tuning part only."""
-    best, best_key = base, None
-    for complete_p in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
-        for likely_p in (0.1, 0.2, 0.3, 0.4, 0.5):
-            for complete_s in (0.2, 0.3, 0.4, 0.5, 0.6):
-                for likely_s in (0.5, 0.6, 0.8, 1.0, 1.2):
-                    for unsure_s in (1.0, 1.2, 1.4, 1.6, 1.8):
-                        if not (likely_p < complete_p and complete_s <= likely_s <= unsure_s):
-                            continue
-                        s = replace(base, complete_probability=complete_p, likely_probability=likely_p,
-                                    complete_s=complete_s, likely_s=likely_s, unsure_s=unsure_s)
-                        r = summarise(s, scored)
-                        if r["delay_mean_ms"] is None:
-                            continue
-                        key = (r["delay_mean_ms"] > budget_ms, r["cut_percent"], r["delay_mean_ms"])
-                        if best_key is None or key < best_key:
-                            best, best_key = s, key
+def tune(scored: list[Scored], base: EndOfTurnSettings, budgets_ms: Iterable[float]) -> dict[float, EndOfTurnSettings]:
+    """For each mean delay budget, the settings with the fewest cuts whose mean delay stays
+    under it (then the shortest delay), on the tuning part only."""
+    results = []
+    for complete_p, likely_p, complete_s, likely_s, unsure_s, words_p, context_p in itertools.product(
+            (0.0, 0.1, 0.3, 0.5, 0.9), (0.05, 0.1, 0.2), (0.2, 0.3), (0.6, 0.8, 1.0, 1.2), (1.2, 1.4, 1.6, 1.8),
+            (0.7, 0.8, 0.9, 0.95, 0.97), (0.05, 0.1, 0.2, 0.3, 0.5)):
+        if not (likely_p <= complete_p or complete_p == 0.0) or not (complete_s <= likely_s <= unsure_s) \
+                or context_p >= words_p:
+            continue
+        s = replace(base, complete_probability=complete_p, likely_probability=likely_p, complete_s=complete_s,
+                    likely_s=likely_s, unsure_s=unsure_s, complete_words_probability=words_p,
+                    context_words_probability=context_p)
+        r = summarise(s, scored)
+        if r["delay_mean_ms"] is not None:
+            results.append((r["cut_percent"], r["delay_mean_ms"], s))
+    best = {}
+    for budget in budgets_ms:
+        fitting = [r for r in results if r[1] <= budget]
+        best[budget] = min(fitting, key=lambda r: r[:2])[2] if fitting else base
     return best
 
 
-def score_set(items: list[Item], cache_dir: Path, settings, progress: bool = True) -> list[Scored]:
+def score_set(items: list[Item], cache_dir: Path, settings, completeness, progress: bool = True) -> list[Scored]:
+    """Every item scored (or read from the cache), each pause with the completeness model's
+    probability of its words."""
     from voice.end_of_turn import SmartTurnModel
     from voice.stt import Transcriber
 
@@ -404,6 +412,9 @@ def score_set(items: list[Item], cache_dir: Path, settings, progress: bool = Tru
         out.append(scored)
         if progress and n % 10 == 0:
             print(f"  scored {n}/{len(items)}", flush=True)
+    for scored in out:
+        for pause in scored.pauses:
+            pause.words_probability = completeness.probability(pause.text)
     transcriber.close()
     smart_turn.close()
     return out
@@ -423,6 +434,8 @@ def main(*, limit: int | None = None, as_json: bool = False, do_tune: bool = Fal
     import logging
 
     from bot.config import load_settings
+    from flows.knowledge import load_knowledge
+    from flows.turn_completeness import build_completeness
 
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     settings = load_settings()
@@ -432,16 +445,16 @@ def main(*, limit: int | None = None, as_json: bool = False, do_tune: bool = Fal
     held = [i for i in items if i.held_out]
     tuning = [i for i in items if not i.held_out]
     cache = settings.var_dir / "bench-turns"
+    completeness = build_completeness(load_knowledge(), settings.var_dir / "router")
     print(f"turn-taking set: {len(items)} utterances ({len(held)} held out, {len(tuning)} for tuning); "
           f"kinds: {', '.join(f'{k} {sum(i.kind == k for i in items)}' for k in ('clauses', 'word-cut', 'whole', 'real'))}",
           flush=True)
-    scored_held = score_set(held, cache, settings)
+    scored_held = score_set(held, cache, settings, completeness)
     report: dict = {"held_out": {}, "settings": asdict(settings.turn)}
     if do_tune:
-        scored_tuning = score_set(tuning, cache, settings)
+        scored_tuning = score_set(tuning, cache, settings, completeness)
         report["tuning"] = {}
-        for budget in (600, 800, 1000, 1200):
-            tuned = tune(scored_tuning, settings.turn, budget)
+        for budget, tuned in tune(scored_tuning, settings.turn, (600, 700, 800, 1000, 1200)).items():
             report["tuning"][budget] = {"settings": asdict(tuned), "tuning": summarise(tuned, scored_tuning),
                                         "held_out": summarise(tuned, scored_held)}
         print("tuned on the tuning part, for a mean delay budget (then checked on the held-out part):")
@@ -449,8 +462,9 @@ def main(*, limit: int | None = None, as_json: bool = False, do_tune: bool = Fal
             t, h, st = r["tuning"], r["held_out"], r["settings"]
             print(f"  <= {budget} ms: cut {t['cut_percent']:.1f} % at {t['delay_mean_ms']:.0f} ms (held out: "
                   f"{h['cut_percent']:.1f} % at {h['delay_mean_ms']:.0f} ms) with complete >= "
-                  f"{st['complete_probability']} -> {st['complete_s']} s, likely >= {st['likely_probability']} -> "
-                  f"{st['likely_s']} s, unsure {st['unsure_s']} s", flush=True)
+                  f"{st['complete_probability']} and words >= {st['complete_words_probability']} -> "
+                  f"{st['complete_s']} s, likely >= {st['likely_probability']} -> {st['likely_s']} s, unsure "
+                  f"{st['unsure_s']} s, context only below words {st['context_words_probability']}", flush=True)
     for name, (make, kw) in POLICIES.items():
         report["held_out"][name] = summarise(make(settings.turn), scored_held, **kw)
     by_kind = {k: summarise(settings.turn, [s for s in scored_held if s.item.kind == k])

@@ -194,9 +194,12 @@ def _train_router(force: bool) -> int:
     print(f"        calibration: temperature {model.temperature:.3f}, acceptance threshold {threshold:.2f}"
           + (f", out-of-scope sentences rejected {100 * sum(rejected) / len(rejected):.1f} %" if rejected else ""))
     from flows.retrieval import Retriever
+    from flows.turn_completeness import build_completeness
 
     retriever = Retriever(load_knowledge(), settings.var_dir / "router")
     print(f"retrieval {len(retriever.passages)} passages indexed (index {retriever.fingerprint})")
+    build_completeness(load_knowledge(), settings.var_dir / "router", force=force)
+    print("turns   completeness model of the words ready (end of turn)")
     return 0
 
 

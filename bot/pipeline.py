@@ -73,6 +73,7 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
         BargeInGate(call=call, confirm_s=settings.call.barge_in_confirm_s,
                     release_after_s=settings.call.backchannel_gap_s),
         TurnTranscriber(transcriber=services.transcriber, smart_turn=services.smart_turn,
+                        completeness=services.completeness.probability if services.completeness else None,
                         settings=settings.turn, call_id=call.call_id),
         SilenceWatch(timeout_s=settings.call.no_input_s),
         dialogue,

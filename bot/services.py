@@ -16,6 +16,7 @@ from flows.fallback.openai_chat import OpenAIChatBackend
 from flows.knowledge import Knowledge, load_knowledge
 from flows.retrieval import Retriever
 from flows.router import IntentRouter
+from flows.turn_completeness import CompletenessModel, build_completeness
 from models.errors import ModelError
 from models.kokoro import kokoro_files
 from models.piper import find_piper_voice, french_piper_voices
@@ -88,6 +89,7 @@ class BotServices:
     fallback: Fallback | None = None
     transcriber: Transcriber | None = None
     smart_turn: SmartTurnModel | None = None
+    completeness: CompletenessModel | None = None
     renderer: SpeechRenderer | None = None
 
     @classmethod
@@ -112,7 +114,11 @@ class BotServices:
             await services.fallback.backend.load()
         if voice:
             services.transcriber = Transcriber(settings.stt)
-            services.smart_turn = SmartTurnModel() if settings.turn.engine == "smart" else None
+            if settings.turn.engine == "smart":
+                services.smart_turn = SmartTurnModel()
+                # after the router: both add to the same embedding cache
+                services.completeness = await asyncio.to_thread(build_completeness, knowledge,
+                                                                settings.var_dir / "router")
             services.renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
         return services
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from voice.end_of_turn import EndOfTurnSettings, decide, text_ending
 from voice.vad import VADSettings, make_vad_analyzer
 
 SETTINGS = EndOfTurnSettings()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(("text", "ending"), [
@@ -82,11 +84,33 @@ def test_context_alone_is_not_a_finished_turn():
     assert decide(replace(s, require_question=False), 0.97, "Je suis auto-entrepreneur.").wait_s == s.complete_s
 
 
+def test_the_completeness_model_decides_whether_the_request_was_said():
+    s = SETTINGS
+    context = "Je suis kiné depuis vingt ans et j'ai toujours payé."
+    request = "Je suis kiné depuis vingt ans et je ne comprends pas mon échéancier."
+    assert decide(s, 0.97, context, 0.1).reason == "context only"
+    assert decide(s, 0.97, context, 0.1).wait_s == s.unsure_s
+    assert decide(s, 0.01, context, 0.1).wait_s == s.max_wait_s
+    # a request needs no question word when the model reads it whole
+    assert decide(s, 0.97, request, 0.95).wait_s == s.complete_s
+    assert decide(s, s.likely_probability, request, 0.95).wait_s == s.likely_s  # the voice is not sure
+    assert decide(s, 0.97, request, (s.context_words_probability + s.complete_words_probability) / 2).wait_s \
+        == s.likely_s
+    # the model never overrides the words that leave the phrase open
+    assert decide(s, 0.97, "Je voudrais savoir le plafond pour", 0.99).wait_s == s.max_wait_s
+    # a few words: a whole answer when the bot asked for one, otherwise as the model reads them
+    assert decide(s, 0.97, "Oui bonjour.", 0.05, short_answer=True).wait_s == s.complete_s
+    assert decide(s, 0.97, "Oui bonjour.", 0.05).reason == "context only"
+    assert decide(s, 0.97, "Oui, alors voilà, je suis retraité.", 0.05, short_answer=True).reason == "context only"
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         EndOfTurnSettings(engine="magic")
     with pytest.raises(ValueError):
         EndOfTurnSettings(complete_s=1.5, likely_s=0.6)
+    with pytest.raises(ValueError):
+        EndOfTurnSettings(complete_words_probability=0.4, context_words_probability=0.6)
 
 
 def _pause(end, resumes, probability, text, final=False):
@@ -162,18 +186,21 @@ def renderer(tmp_path_factory):
     return Renderer(tmp_path_factory.mktemp("turn-audio"))
 
 
-async def _play(models, audio: np.ndarray, *, during=None, transcripts: int = 1) -> _Collector:
+async def _play(models, audio: np.ndarray, *, during=None, transcripts: int = 1, completeness=None,
+                first: Frame | None = None) -> _Collector:
     """Plays 16 kHz audio in real time through VAD -> TurnTranscriber, then silence until
     `transcripts` transcripts came out (at most 40 s more: Whisper is slow on a busy
     machine). `during(collector, worker, say)` runs beside it to act as the bot would;
-    `say(samples)` makes the caller say that next, at once."""
+    `say(samples)` makes the caller say that next, at once. `first` is queued before the
+    audio (what the dialogue would have sent)."""
     from voice.turn_transcriber import TurnTranscriber
 
     transcriber, smart_turn = models
     collector = _Collector()
     worker = PipelineWorker(
         Pipeline([VADProcessor(vad_analyzer=make_vad_analyzer(VADSettings())),
-                  TurnTranscriber(transcriber=transcriber, smart_turn=smart_turn, settings=SETTINGS),
+                  TurnTranscriber(transcriber=transcriber, smart_turn=smart_turn, settings=SETTINGS,
+                                  completeness=completeness),
                   collector]),
         params=PipelineParams(audio_in_sample_rate=16000), enable_rtvi=False, cancel_on_idle_timeout=False)
     started = asyncio.Event()
@@ -189,6 +216,8 @@ async def _play(models, audio: np.ndarray, *, during=None, transcripts: int = 1)
 
     async def feed():
         await asyncio.wait_for(started.wait(), 10)
+        if first is not None:
+            await worker.queue_frame(first)
         loop = asyncio.get_running_loop()
         t0, n, extra = loop.time(), 0, 0
         silence = np.zeros(step, dtype=np.int16)
@@ -225,6 +254,43 @@ def test_question_with_two_pauses_is_one_turn(models, renderer):
     result = transcripts[0].result
     assert result["continues"] is None
     assert result["speech_start"] < result["speech_end"]
+
+
+@pytest.fixture(scope="module")
+def completeness():
+    from flows.knowledge import load_knowledge
+    from flows.turn_completeness import build_completeness
+
+    return build_completeness(load_knowledge(), ROOT / "var" / "router").probability
+
+
+def test_context_then_question_is_one_turn_with_the_completeness_model(models, renderer, completeness):
+    """The context is a finished sentence with a falling voice; what is said shows the
+    request is still to come: the bot waits through the 1 s pause, and answers the request
+    quickly once it is said."""
+    item = Item("context-first", "clauses", "jm_kumo",
+                ("Je suis auto-entrepreneur depuis deux ans.", "Quel est le plafond de chiffre d'affaires ?"),
+                pauses=(1.0,))
+    collector = asyncio.run(_play(models, renderer.render(item, tail_s=3.0).audio, completeness=completeness))
+    transcripts = collector.transcripts()
+    assert len(transcripts) == 1, [t.text for t in transcripts]
+    assert "plafond" in transcripts[0].text.lower(), transcripts[0].text
+    end = transcripts[0].result["end_of_turn"]
+    assert end["words_probability"] >= SETTINGS.complete_words_probability, end
+    assert end["wait_ms"] <= SETTINGS.likely_s * 1000, end
+
+
+@pytest.mark.parametrize("short", [True, False])
+def test_a_few_words_are_a_whole_turn_when_the_bot_asked_for_a_short_answer(models, renderer, completeness, short):
+    from voice.turn_transcriber import AnswerExpectedFrame
+
+    audio = np.concatenate([np.zeros(8000, dtype=np.int16), renderer.piece("jf_nezumi", "Oui, d'accord."),
+                            np.zeros(16000 * 3, dtype=np.int16)])
+    collector = asyncio.run(_play(models, audio, completeness=completeness, first=AnswerExpectedFrame(short=short)))
+    transcripts = collector.transcripts()
+    assert len(transcripts) == 1, [t.text for t in transcripts]
+    # asked "how can I help?", "oui d'accord" and a pause is the start of the turn, not all of it
+    assert (transcripts[0].result["end_of_turn"]["reason"] == "context only") is not short, transcripts[0].result
 
 
 def test_caller_going_on_as_the_bot_answers_is_merged(models, renderer):

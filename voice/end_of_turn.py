@@ -1,5 +1,6 @@
 """Has the caller finished their turn? Decided from the audio (smart-turn v3.2), the words
-so far (a phrase left open is not a finished turn) and the silence since they stopped.
+so far (a phrase left open is not a finished turn; a request said whole, by a model the
+dialogue side provides: flows/turn_completeness.py) and the silence since they stopped.
 
 Silence alone cuts natural speech: people pause 0.4-1.2 s mid-sentence ("pour
 l'attestation de vigilance... elle dure combien de temps ?"). So when the caller pauses,
@@ -61,7 +62,8 @@ SHORT_ANSWER_WORDS = 3  # "oui", "non merci", "d'accord": answers, not questions
 
 
 def asks_something(text: str) -> bool:
-    """A question, a request or an answer has been said (not only context so far)."""
+    """A question, a request or an answer has been said (not only context so far): the
+    word rule used when no completeness model reads the words."""
     return len(_words(text)) <= SHORT_ANSWER_WORDS or bool(_ASKED.search(text))
 
 
@@ -93,17 +95,21 @@ class EndOfTurnSettings:
     """How long to wait after the caller stops, by what the turn sounds and reads like.
 
     Defaults: `callbot bench turns --tune`'s choice on the tuning part of the turn-taking
-    set for a mean end-of-turn delay of at most 1.2 s (README, "Measured")."""
+    set for a mean end-of-turn delay of at most 0.8 s (README, "Turn-taking")."""
 
     engine: str = "smart"            # "smart": audio + words + silence; "silence": silence only
     silence_s: float = 0.6           # engine "silence": the fixed wait
-    complete_s: float = 0.3          # sounds complete (smart-turn >= complete_probability), reads closed
-    likely_s: float = 1.0            # smart-turn between likely_probability and complete_probability
+    complete_s: float = 0.2          # reads as a whole request and smart-turn >= complete_probability
+    likely_s: float = 1.2            # smart-turn >= likely_probability, but not both of the above
     unsure_s: float = 1.4            # smart-turn below likely_probability, a number, '...', context only
     max_wait_s: float = 2.0          # reads open ("parce que", "de", "euh"): the longest wait
-    complete_probability: float = 0.9
-    likely_probability: float = 0.1
-    # Only context said so far ("je suis auto-entrepreneur depuis deux ans"): unsure at best.
+    complete_probability: float = 0.3
+    likely_probability: float = 0.2
+    # The completeness model's probability that the words make a whole request: from it the
+    # turn reads complete; below `context_words_probability` only context (or the start of
+    # the request) was said so far ("je suis auto-entrepreneur depuis deux ans"): unsure at best.
+    complete_words_probability: float = 0.8
+    context_words_probability: float = 0.5
     require_question: bool = True
     max_turn_s: float = 28.0         # a turn longer than this is cut (Whisper's window is 30 s)
     continuation_s: float = 2.0      # the caller goes on within this after the bot began: one question
@@ -113,18 +119,26 @@ class EndOfTurnSettings:
             raise ValueError(f"end-of-turn engine must be 'smart' or 'silence', got '{self.engine}'")
         if not 0 < self.complete_s <= self.likely_s <= self.unsure_s <= self.max_wait_s:
             raise ValueError("end-of-turn waits must grow: complete_s <= likely_s <= unsure_s <= max_wait_s")
+        if not 0 <= self.context_words_probability <= self.complete_words_probability <= 1:
+            raise ValueError("end-of-turn word probabilities: 0 <= context_words_probability "
+                             "<= complete_words_probability <= 1")
 
 
 @dataclass(frozen=True)
 class Decision:
     wait_s: float          # silence, counted from the end of speech, before the turn is over
     reason: str
-    probability: float | None = None
+    probability: float | None = None        # smart-turn's
+    words_probability: float | None = None  # the completeness model's, when it was asked
 
 
-def decide(settings: EndOfTurnSettings, probability: float | None, text: str) -> Decision:
+def decide(settings: EndOfTurnSettings, probability: float | None, text: str,
+           words_probability: float | None = None, *, short_answer: bool = False) -> Decision:
     """The silence to wait for, given smart-turn's probability that the turn is complete
-    (None when not computed) and the transcript of the whole turn so far."""
+    (None when not computed), the transcript of the whole turn so far, the completeness
+    model's probability that it is a whole request (None without a model: the word rule
+    `asks_something` stands in) and whether the bot asked for a short answer (yes/no, a
+    choice, a value)."""
     if settings.engine == "silence":
         return Decision(settings.silence_s, "silence", probability)
     ending = text_ending(text)
@@ -135,10 +149,17 @@ def decide(settings: EndOfTurnSettings, probability: float | None, text: str) ->
     if ending in ("number", "trailing"):
         return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
                         ending, probability)
-    if settings.require_question and not asks_something(text):
+    if short_answer and len(_words(text)) <= SHORT_ANSWER_WORDS:
+        # "oui", "non merci", "d'accord" answer the bot's question; asked "how can I help?",
+        # a caller who says "oui bonjour" and pauses has not started yet.
+        words_probability = 1.0
+    elif words_probability is None:
+        words_probability = 1.0 if asks_something(text) else 0.0
+    if settings.require_question and words_probability < settings.context_words_probability:
         return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
                         "context only", probability)
-    if probability >= settings.complete_probability:
+    reads_whole = words_probability >= settings.complete_words_probability or not settings.require_question
+    if probability >= settings.complete_probability and reads_whole:
         return Decision(settings.complete_s, "complete", probability)
     if probability >= settings.likely_probability:
         return Decision(settings.likely_s, "likely complete", probability)

@@ -3,8 +3,8 @@ finished (voice/end_of_turn.py), not at their first pause, and a caller who goes
 after the bot began answering is heard as one question.
 
 The VAD marks pauses (0.2 s of silence). At each pause the whole turn so far is
-transcribed and scored by smart-turn at once; the policy then says how long a silence
-this turn needs. Speech before that deadline cancels the pending decision (its transcript
+transcribed and scored by smart-turn at once, and its words by the completeness model the
+bot provides; the policy then says how long a silence this turn needs. Speech before that deadline cancels the pending decision (its transcript
 is dropped with it: a result is only ever used for the audio it was made from) and the
 turn goes on.
 """
@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import webrtcvad
@@ -54,6 +55,14 @@ class RecognitionOffFrame(SystemFrame):
 
 
 @dataclass
+class AnswerExpectedFrame(SystemFrame):
+    """Sent upstream to this processor after each reply: whether the bot asked for a short
+    answer (yes/no, a choice, a value), in which case a turn of a few words is whole."""
+
+    short: bool
+
+
+@dataclass
 class _Turn:
     audio: bytearray
     started: float                  # monotonic time the caller started speaking
@@ -73,15 +82,21 @@ class _Committed:
 
 class TurnTranscriber(FrameProcessor):
     """TranscriptionFrame.result carries {'confidence', 'stt_ms', 'speech_start',
-    'speech_end' (monotonic seconds), 'end_of_turn': {'probability', 'wait_ms', 'reason'},
+    'speech_end' (monotonic seconds), 'end_of_turn': {'probability', 'words_probability', 'wait_ms',
+    'decided_ms', 'reason'},
     'continues': the text of the turn this one completes, or None}."""
 
     def __init__(self, *, transcriber: Transcriber, smart_turn: SmartTurnModel | None,
+                 completeness: Callable[[str], float] | None = None,
                  settings: EndOfTurnSettings | None = None, preroll_s: float = 0.5, call_id: str = "",
                  **kwargs) -> None:
+        """`completeness`: the probability that words make a whole request (blocking, about
+        10 ms, run in a worker thread after the transcript); None: word rules only."""
         super().__init__(**kwargs)
         self._transcriber = transcriber
         self._smart_turn = smart_turn
+        self._completeness = completeness
+        self._short_answer = False
         self._settings = settings or EndOfTurnSettings()
         self._call_id = call_id
         self._preroll: deque[bytes] = deque()
@@ -114,6 +129,9 @@ class TurnTranscriber(FrameProcessor):
                 self._last.bot_stopped = True
         elif isinstance(frame, EndFrame):
             await self._finish_turn()
+        elif isinstance(frame, AnswerExpectedFrame):
+            self._short_answer = frame.short
+            return
         elif isinstance(frame, RecognitionOffFrame):
             log.info("call %s: a human has the call, recognition off", self._call_id)
             self._off = True
@@ -211,8 +229,11 @@ class TurnTranscriber(FrameProcessor):
         scoring = None
         if self._smart_turn is not None and self._settings.engine == "smart":
             scoring = loop.run_in_executor(self._smart_turn.executor, self._smart_turn.probability, samples)
+        words_probability = None
         try:
             transcript = await self._transcriber.transcribe_async(samples.astype(np.float32) / 32768.0)
+            if self._completeness is not None and transcript.text and not force:
+                words_probability = await asyncio.to_thread(self._completeness, transcript.text)
             if scoring is not None:
                 probability = await scoring
         except RuntimeError as e:
@@ -220,8 +241,9 @@ class TurnTranscriber(FrameProcessor):
             self._turn = None
             await self.push_error(f"transcription failed: {e}")
             return
-        decision = Decision(0.0, "forced", probability) if force else \
-            decide(self._settings, probability, transcript.text)
+        decision = Decision(0.0, "forced", probability) if force else replace(
+            decide(self._settings, probability, transcript.text, words_probability, short_answer=self._short_answer),
+            words_probability=words_probability)
         speech_end = turn.speech_end or time.monotonic()
         remaining = speech_end + decision.wait_s - time.monotonic()
         if remaining > 0:
@@ -243,9 +265,9 @@ class TurnTranscriber(FrameProcessor):
         now = time.monotonic()
         # The text may hold personal data: it goes to the call record, never to the logs.
         log.info("call %s: caller turn of %d words (confidence %.2f, stt %d ms); end of turn after %d ms "
-                 "(wait %d ms: %s, smart-turn %s)%s", self._call_id, len(transcript.text.split()),
+                 "(wait %d ms: %s, smart-turn %s, words %s)%s", self._call_id, len(transcript.text.split()),
                  transcript.confidence, transcript.duration_ms, (now - speech_end) * 1000, decision.wait_s * 1000,
-                 decision.reason, "-" if decision.probability is None else f"{decision.probability:.2f}",
+                 decision.reason, _rounded(decision.probability, 2), _rounded(decision.words_probability, 2),
                  ", goes on with the last turn" if turn.continues else "")
         self._last = _Committed(audio=pcm, text=transcript.text, started=turn.started, committed_at=now)
         await self.push_frame(TranscriptionFrame(
@@ -256,7 +278,8 @@ class TurnTranscriber(FrameProcessor):
                 "speech_start": turn.started,
                 "speech_end": speech_end,
                 "end_of_turn": {
-                    "probability": None if decision.probability is None else round(decision.probability, 3),
+                    "probability": _rounded(decision.probability, 3),
+                    "words_probability": _rounded(decision.words_probability, 3),
                     "wait_ms": int(decision.wait_s * 1000),
                     "decided_ms": int((now - speech_end) * 1000),
                     "reason": decision.reason,
@@ -268,3 +291,7 @@ class TurnTranscriber(FrameProcessor):
     async def cleanup(self) -> None:
         await self._cancel_pending()
         await super().cleanup()
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -33,7 +33,7 @@ from bot.processors.frames import (
     TransferStatusFrame,
 )
 from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
-from voice.turn_transcriber import RecognitionOffFrame
+from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
 
 log = logging.getLogger("callbot.dialogue")
 
@@ -180,6 +180,7 @@ class DialogueProcessor(FrameProcessor):
 
     async def _say(self, reply: Reply, *, speech_end: float | None, transcript_at: float | None) -> None:
         await self._call.set_team(reply.team)
+        await self.push_frame(AnswerExpectedFrame(short=reply.awaiting is not None), FrameDirection.UPSTREAM)
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
         if not reply.texts and reply.stream is None:
