@@ -39,6 +39,7 @@ def reply_body(reply: Reply) -> dict:
         "awaiting": reply.awaiting,
         "ended": reply.ended,
         "sources": reply.fallback.sources if reply.fallback else [],
+        "slow": reply.slow,
     }
 
 
@@ -119,6 +120,8 @@ class ChatChannel:
                 await call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
             if reply.fallback:
                 await call.event("fallback", reply.fallback.record())
+            if reply.slow_reason:
+                await call.event("slow_speech", {"on": reply.slow, "reason": reply.slow_reason})
             if reply.texts:
                 await call.turn("bot", " ".join(reply.texts), start_ms=done, intent=reply.intent,
                                 dialogue_ms=done - start, total_ms=done - start)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bot.retention import RetentionSettings
@@ -47,6 +47,48 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
+class SlowSpeechSettings:
+    """Slow-speech mode for callers who struggle (README, "Slow-speech mode": the research
+    each default rests on)."""
+
+    speed: float = 0.85               # length scale 1.18: a mild rate change (1.1-1.2 advised)
+    sentence_pause_s: float = 0.6     # pauses between clauses help more than a slow voice
+    figure_pause_s: float = 0.35      # ... and before key figures
+    no_input_s: float = 15.0          # older callers need 2-3 s to formulate, more to find a paper
+    # End-of-turn patience: older adults rate a bot best when it answers 0.6-1.5 s after they
+    # stop, and pause longer mid-sentence: a pause of 1.2 s is waited through even after
+    # words that read complete; 3 s after words that leave the phrase open.
+    complete_s: float = 1.4
+    likely_s: float = 2.0
+    unsure_s: float = 2.5
+    max_wait_s: float = 3.0
+    continuation_s: float = 3.0
+    caller_rate: float = 3.6          # syllables per second of voiced speech below which a caller is slow
+    caller_rate_turns: int = 2        # ... measured over this many turns (the median)
+    lines: str = ""                   # called numbers dedicated to slow speech, comma-separated
+
+    def end_of_turn(self, base: EndOfTurnSettings) -> EndOfTurnSettings:
+        return replace(base, complete_s=max(base.complete_s, self.complete_s), likely_s=max(base.likely_s, self.likely_s),
+                       unsure_s=max(base.unsure_s, self.unsure_s), max_wait_s=max(base.max_wait_s, self.max_wait_s),
+                       continuation_s=max(base.continuation_s, self.continuation_s))
+
+    def line_is_slow(self, called: str | None) -> bool:
+        number = _national(called or "")
+        return bool(number) and any(number == _national(line) for line in self.lines.split(","))
+
+
+def _national(number: str) -> str:
+    """A French number without its country code or trunk prefix: "+33 800 000 111",
+    "0800 000 111" and "0033800000111" are one line; short numbers ("39 57") stay."""
+    digits = "".join(c for c in number if c.isdigit())
+    if digits.startswith("0033"):
+        digits = digits[4:]
+    elif digits.startswith("33") and len(digits) == 11:
+        digits = digits[2:]
+    return digits.lstrip("0")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -67,6 +109,7 @@ class Settings:
     router: RouterSettings = field(default_factory=RouterSettings)
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     call: CallSettings = field(default_factory=CallSettings)
+    slow: SlowSpeechSettings = field(default_factory=SlowSpeechSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property

@@ -207,8 +207,9 @@ class MediaStreamCalls:
             ),
         )
         # Only our own gateway understands the (non-Twilio) 'transfer' event.
-        voice_call = await build_voice_call(self.services, transport, call,
-                                            can_transfer=params.get("gateway") == "callbot")
+        voice_call = await build_voice_call(
+            self.services, transport, call, can_transfer=params.get("gateway") == "callbot",
+            slow_line=self.services.settings.slow.line_is_slow(str(params.get("called", ""))[:64]))
 
         @transport.event_handler("on_client_disconnected")
         async def on_disconnected(_transport, _ws) -> None:

@@ -24,7 +24,7 @@ from bot.processors.barge_in import BargeInGate
 from bot.processors.dialogue import DialogueProcessor
 from bot.processors.silence_watch import SilenceWatch
 from bot.processors.transfer import AgentLegRecorder, TransferRequester
-from bot.services import BotServices, speech_style
+from bot.services import BotServices, slow_speech_style, speech_style
 from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
 from voice.tts import RenderedTTSService
@@ -58,13 +58,16 @@ class VoiceCall:
 
 
 async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog, *,
-                           can_transfer: bool = False) -> VoiceCall:
-    """`can_transfer`: the channel is our SIP gateway, which transfers to agents."""
+                           can_transfer: bool = False, slow_line: bool = False) -> VoiceCall:
+    """`can_transfer`: the channel is our SIP gateway, which transfers to agents.
+    `slow_line`: the caller dialled a number dedicated to slow speech."""
     settings = services.settings
     if services.transcriber is None or services.renderer is None:
         raise RuntimeError("voice calls need the STT and TTS models loaded (BotServices voice=True)")
     conversation = services.conversation(call.call_id)
-    dialogue = DialogueProcessor(conversation=conversation, call=call,
+    if slow_line:
+        conversation.set_slow(True, "line")
+    dialogue = DialogueProcessor(conversation=conversation, call=call, slow=settings.slow,
                                  transfer_mode=settings.call.transfer_mode if can_transfer else None)
     recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
     processors = [
@@ -74,11 +77,13 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
                     release_after_s=settings.call.backchannel_gap_s),
         TurnTranscriber(transcriber=services.transcriber, smart_turn=services.smart_turn,
                         completeness=services.completeness.probability if services.completeness else None,
-                        settings=settings.turn, call_id=call.call_id),
-        SilenceWatch(timeout_s=settings.call.no_input_s),
+                        settings=settings.turn, slow_settings=settings.slow.end_of_turn(settings.turn),
+                        call_id=call.call_id),
+        SilenceWatch(timeout_s=settings.call.no_input_s, slow_timeout_s=settings.slow.no_input_s),
         dialogue,
         TransferRequester(renderer=services.renderer, style=speech_style(settings)),
-        RenderedTTSService(renderer=services.renderer, style=speech_style(settings)),
+        RenderedTTSService(renderer=services.renderer, style=speech_style(settings),
+                           slow_style=slow_speech_style(settings)),
         OutputPacer(),
         transport.output(),
     ]

@@ -78,6 +78,11 @@ def speech_style(settings: Settings) -> SpeechStyle:
     return SpeechStyle(speed=settings.voice.speed, sentence_pause_s=settings.voice.sentence_pause_s)
 
 
+def slow_speech_style(settings: Settings) -> SpeechStyle:
+    return SpeechStyle(speed=settings.voice.speed * settings.slow.speed, sentence_pause_s=settings.slow.sentence_pause_s,
+                       figure_pause_s=settings.slow.figure_pause_s)
+
+
 @dataclass
 class BotServices:
     settings: Settings

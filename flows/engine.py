@@ -26,6 +26,7 @@ from flows.knowledge import DATA_DIR, Knowledge
 from flows.lexical import normalize
 from flows.router import IntentRouter, Route
 from flows.slots import mentions_number
+from flows.slow_wording import slow_wording
 
 log = logging.getLogger("callbot.flows.engine")
 
@@ -82,6 +83,9 @@ class Reply:
     stream: AsyncIterator[str] | None = None
     offers_file_check: bool = False            # the caller is asked whether to check their own file
     fallback: FallbackAnswer | None = None    # where an answer from the fallback came from
+    slow: bool = False                         # slow-speech mode, as this reply is said
+    slow_reason: str | None = None             # the mode changed with this reply, and why
+    verbatim: bool = False                     # the last reply again, word for word (its audio replayed)
 
     async def collect(self) -> list[str]:
         """Every text of the reply, the stream read to its end (the text channel)."""
@@ -94,6 +98,8 @@ class Reply:
 @dataclass(frozen=True)
 class DialogueSettings:
     recorded: bool = True
+    slow_key: str = "*"                  # the key that turns slow-speech mode on (announced in the greeting)
+    slow_after_failed_turns: int = 2     # consecutive turns not understood or unanswered (0: never)
 
 
 async def _read(clauses: AsyncIterator[str]) -> list[str]:
@@ -158,6 +164,10 @@ class Conversation:
     keys: str = ""                                        # keypad entry before '#'
     choices: tuple[str, str] | None = None                # the two types of a clarifying question
     check_flow: str | None = None                         # the flow that checks the caller's file, offered
+    slow: bool = False                                    # slow-speech mode
+    slow_reason: str | None = None                        # why it changed, not reported yet
+    failed_turns: int = 0                                 # in a row: not understood, no input
+    last_said: list[str] = field(default_factory=list)    # the last reply as said (slow wording included)
 
     def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
         """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
@@ -203,9 +213,64 @@ class Conversation:
     def start(self) -> Reply:
         g = self.knowledge.prompts["greeting"]
         recorded = g["recorded"] if self.settings.recorded else g["not_recorded"]
-        return self._reply([g["intro"], g["human"], recorded, g["question"]])
+        slow = [] if self.slow else [g["slow"]]
+        return self._said(self._reply([g["intro"], g["human"], *slow, recorded, g["question"]]))
+
+    def set_slow(self, on: bool, reason: str) -> bool:
+        """Slow-speech mode on or off ('asked', 'key', 'repeat', 'failed_turns',
+        'caller_pace', 'line'...); the next reply says so (`Reply.slow_reason`). Returns
+        whether the mode changed."""
+        if on == self.slow:
+            return False
+        self.slow, self.slow_reason = on, reason
+        log.info("session %s: slow-speech mode %s (%s)", self.session_id, "on" if on else "off", reason)
+        return True
+
+    def _said(self, reply: Reply, failures_before: int | None = None) -> Reply:
+        """Every reply leaves through here: the count of failed turns in a row (slow speech
+        after `slow_after_failed_turns` of them), and the slow wording."""
+        p = self.knowledge.prompts["slow_speech"]
+        if failures_before is not None:
+            if self.failed_turns <= failures_before:
+                self.failed_turns = 0
+            elif 0 < self.settings.slow_after_failed_turns <= self.failed_turns and self.set_slow(True, "failed_turns"):
+                reply.texts = [p["auto"], *reply.texts]
+        reply.slow, reply.slow_reason, self.slow_reason = self.slow, self.slow_reason, None
+        if self.slow and not reply.verbatim and reply.texts:
+            texts = slow_wording(reply.texts, p["repeat"])
+            if reply.awaiting not in (None, "confirmation", "choice") and self.knowledge.prompt("value_keys") not in texts:
+                texts.append(self.knowledge.prompt("value_keys"))  # every number may be typed
+            reply.texts = texts
+        if reply.texts:
+            self.last_said = list(reply.texts)
+        return reply
+
+    def _repeat(self) -> Reply:
+        """The last reply again, as it was said: its audio is replayed at once. A caller who
+        asks for it struggles to follow: what comes next is said slowly."""
+        reply = self._reply(list(self.last_texts), reprompt=True)
+        reply.texts, reply.verbatim = list(self.last_said) or reply.texts, True
+        self.set_slow(True, "repeat")
+        return reply
+
+    def _asks_pace(self, name: str, said: str) -> bool:
+        return self.keywords.match(name, said) and len(_without_politeness(said).split()) <= 10
+
+    def _slower(self, reason: str) -> Reply:
+        self.set_slow(True, reason)
+        return self._reply([self.knowledge.prompts["slow_speech"]["on"], *self.last_texts], reprompt=True)
+
+    def _faster(self) -> Reply:
+        self.set_slow(False, "asked")
+        question = self.last_texts[-1:] if self.last_texts and self.last_texts[-1].endswith("?") \
+            else [self.knowledge.prompt("listening")]
+        return self._reply([self.knowledge.prompts["slow_speech"]["off"], *question], reprompt=True)
 
     async def on_text(self, text: str) -> Reply:
+        failures = self.failed_turns
+        return self._said(await self._on_text(text), failures)
+
+    async def _on_text(self, text: str) -> Reply:
         said = normalize(text)
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
@@ -220,6 +285,10 @@ class Conversation:
             return self._handoff(self.team or "accueil", "demande_conseiller")
         if self.state is State.HANDOFF:
             return self._reply([self.knowledge.prompt("handoff_waiting")])
+        if self._asks_pace("slow_down", said) and self.last_texts:
+            return self._slower("asked")
+        if self.slow and self._asks_pace("speed_up", said):
+            return self._faster()
         if self.keywords.match("goodbye", said):
             return self._end("goodbye")
         if self.state is State.OFFER_HUMAN:
@@ -227,7 +296,7 @@ class Conversation:
         if self.state is State.CHECK_FILE:
             return await self._check_file_answered(text, said)
         if self._asks_repeat(said):
-            return self._reply(list(self.last_texts), reprompt=True)
+            return self._repeat()
         if self.state is State.FLOW and self.flow is not None:
             question = await self._question_in_flow(text, said)
             if question is not None:
@@ -240,8 +309,7 @@ class Conversation:
         return await self._answer_question(text)
 
     def _asks_repeat(self, said: str) -> bool:
-        return (self.keywords.match("repeat", said) and len(_without_politeness(said).split()) <= 10
-                and bool(self.last_texts))
+        return self._asks_pace("repeat", said) and bool(self.last_texts)
 
     async def _route(self, text: str, among: tuple[str, str] | None = None) -> Route:
         route = await asyncio.to_thread(self.router.route, text, among)
@@ -345,7 +413,7 @@ class Conversation:
             self.no_match = 0
             return self._reply([self.knowledge.prompt("listening")])
         if self._asks_repeat(said):
-            return self._reply(list(self.last_texts), reprompt=True)
+            return self._repeat()
         return self._not_understood()
 
     def _not_understood(self, score: float | None = None) -> Reply:
@@ -373,6 +441,7 @@ class Conversation:
                 return self._reply([c["retry"], *self._clarify_texts(self.choices)[:-1], c["keys"]],
                                    score=score, reprompt=True)
             self.state, self.choices = State.QUESTION, None
+        self.failed_turns += 1
         self.no_match += 1
         if self.no_match > MAX_NO_MATCH:
             return self._offer_human(score)
@@ -381,6 +450,7 @@ class Conversation:
     def _ask_again(self, question: list[str], *, score: float | None, human: bool = True) -> Reply:
         p = self.knowledge.prompt
         self.unclear += 1
+        self.failed_turns += 1
         texts = [p("not_understood_answer"), *question, p("confirm_retry")]
         return self._reply(texts + ([p("human_option")] if human else []), score=score, reprompt=True)
 
@@ -549,7 +619,7 @@ class Conversation:
             self.state = State.QUESTION
             return self._reply([self.knowledge.prompt("listening")])
         if self._asks_repeat(said):
-            return self._reply(list(self.last_texts), reprompt=True)
+            return self._repeat()
         return self._not_understood()
 
     async def _answer_texts(self, intent: str, text: str) -> list[str]:
@@ -614,14 +684,19 @@ class Conversation:
         if self.state is not State.HANDOFF:
             return self._reply([])
         self.state = State.ANYTHING_ELSE
-        return self._reply([self.knowledge.prompt("transfer_failed")])
+        return self._said(self._reply([self.knowledge.prompt("transfer_failed")]))
 
     # ------------------------------------------------------------------ keypad and silence
 
     async def on_dtmf(self, digits: str) -> Reply:
         """Keys as they come (one at a time from a phone, or several from the text channel).
         While a flow asks for a number, keys are collected up to '#'; otherwise each key is
-        a menu choice: 0 a human, 1 yes (or the first topic offered), 2 no (or the second)."""
+        a menu choice: 0 a human, 1 yes (or the first topic offered), 2 no (or the second),
+        the slow key (*) slow speech."""
+        failures = self.failed_turns
+        return self._said(await self._on_dtmf(digits), failures)
+
+    async def _on_dtmf(self, digits: str) -> Reply:
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         keys = "".join(c for c in digits if c in "0123456789*#")
@@ -641,6 +716,8 @@ class Conversation:
         key = keys[0]
         if key == "0":
             return self._handoff(self.team or "accueil", "demande_conseiller")
+        if key == self.settings.slow_key and self.state is not State.HANDOFF:
+            return self._slower("key") if not self.slow else self._reply(list(self.last_texts), reprompt=True)
         if self.state is State.FLOW and self.flow is not None:
             return self._flow_reply(await self.flow.on_keys(key, date.today()))
         if self.state is State.CLARIFY and self.choices is not None:
@@ -649,7 +726,7 @@ class Conversation:
             return self._not_understood()
         if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE):
             if key in "12":
-                return await self.on_text("oui" if key == "1" else "non")
+                return await self._on_text("oui" if key == "1" else "non")
             return self._not_understood()
         return self._keypad_invalid()
 
@@ -669,6 +746,10 @@ class Conversation:
         return self._flow_reply(await self.flow.on_keys(entry, date.today()))
 
     async def on_no_input(self) -> Reply:
+        failures = self.failed_turns
+        return self._said(await self._on_no_input(), failures)
+
+    async def _on_no_input(self) -> Reply:
         if self.state in (State.ENDED, State.WITH_AGENT):
             return self._reply([])
         if self.keys and self.flow is not None:
@@ -679,10 +760,14 @@ class Conversation:
             # Holding for a human: silence is expected, a word now and then reassures.
             return self._reply([self.knowledge.prompt("handoff_waiting")])
         self.no_input += 1
+        self.failed_turns += 1
         if self.no_input >= MAX_NO_INPUT:
             return self._end("goodbye_no_input")
         question = self.flow.repeat_question() if self.state is State.FLOW and self.flow is not None else []
-        return self._reply([self.knowledge.prompt("no_input", self.no_input - 1), *question], reprompt=True)
+        # Slow speech: the first re-prompt lets the caller take their time.
+        prompt = self.knowledge.prompts["slow_speech"]["no_input"] if self.slow and self.no_input == 1 \
+            else self.knowledge.prompt("no_input", self.no_input - 1)
+        return self._reply([prompt, *question], reprompt=True)
 
 
 SHORT_ANSWER_WORDS = 40

@@ -29,7 +29,7 @@ from tests.domain import DOMAIN_TEAMS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-MESSAGE_KEYS = {"replies", "intent", "team", "handoff", "awaiting", "ended", "sources"}
+MESSAGE_KEYS = {"replies", "intent", "team", "handoff", "awaiting", "ended", "sources", "slow"}
 DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer mon chiffre d'affaires"
 SHORT_DEADLINE_QUESTION = "c'est quand la prochaine échéance pour déclarer"
 PASSWORD_QUESTION = "j'ai oublié mon mot de passe et je n'arrive plus à me connecter"
@@ -273,6 +273,22 @@ async def test_call_and_turns_are_stored(client):
     assert "dtmf" in kinds and "handoff" in kinds
     handoff = next(e for e in call["events"] if e["kind"] == "handoff")
     assert handoff["data"] == {"team": "cessation", "reason": "demande_conseiller"}
+
+
+async def test_slow_speech_on_the_text_channel(client):
+    """Slow-speech mode is a way of speaking, and of wording: short sentences and figures
+    said twice reach the text channel too, and each change is in the call record."""
+    session = await open_session(client)
+    sid = session["session_id"]
+    first = await send(client, sid, text="je voudrais fermer ma micro-entreprise, quelles sont les démarches")
+    assert not first["slow"]
+    slow = await send(client, sid, text="parlez plus lentement")
+    assert slow["slow"] and "Je répète : 30 jours." in slow["replies"]
+    back = await send(client, sid, text="vous pouvez parler normalement")
+    assert not back["slow"]
+    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    changes = [e["data"] for e in call["events"] if e["kind"] == "slow_speech"]
+    assert changes == [{"on": True, "reason": "asked"}, {"on": False, "reason": "asked"}]
 
 
 async def test_goodbye_closes_the_call(client):

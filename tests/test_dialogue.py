@@ -32,16 +32,18 @@ def keywords() -> Keywords:
 
 @pytest.fixture
 def make_conversation(knowledge, router, keywords):
-    """Built as BotServices.conversation does, without an action server."""
+    """Built as BotServices.conversation does, without an action server. Slow speech after
+    failed turns changes the wording of what follows them: off unless a test asks for it
+    (tests/test_slow_speech.py)."""
 
-    def make(*, recorded: bool = True) -> Conversation:
+    def make(*, recorded: bool = True, slow_after_failed_turns: int = 0) -> Conversation:
         return Conversation(
             session_id="test-session",
             knowledge=knowledge,
             router=router,
             keywords=keywords,
             actions=None,
-            settings=DialogueSettings(recorded=recorded),
+            settings=DialogueSettings(recorded=recorded, slow_after_failed_turns=slow_after_failed_turns),
         )
 
     return make
@@ -510,7 +512,7 @@ async def test_silence_while_holding_for_a_human_is_reassured_never_hung_up(make
 
 
 @pytest.mark.parametrize(
-    "ask", ["répétez", "vous pouvez répéter s'il vous plaît", "pardon ?", "j'ai pas bien entendu"]
+    "ask", ["répétez", "vous pouvez répéter s'il vous plaît", "pardon ?", "redites-moi ça"]
 )
 async def test_repeat(make_conversation, ask):
     conv = make_conversation()

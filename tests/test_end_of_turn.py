@@ -187,7 +187,7 @@ def renderer(tmp_path_factory):
 
 
 async def _play(models, audio: np.ndarray, *, during=None, transcripts: int = 1, completeness=None,
-                first: Frame | None = None) -> _Collector:
+                first: Frame | None = None, slow_settings: EndOfTurnSettings | None = None) -> _Collector:
     """Plays 16 kHz audio in real time through VAD -> TurnTranscriber, then silence until
     `transcripts` transcripts came out (at most 40 s more: Whisper is slow on a busy
     machine). `during(collector, worker, say)` runs beside it to act as the bot would;
@@ -200,7 +200,7 @@ async def _play(models, audio: np.ndarray, *, during=None, transcripts: int = 1,
     worker = PipelineWorker(
         Pipeline([VADProcessor(vad_analyzer=make_vad_analyzer(VADSettings())),
                   TurnTranscriber(transcriber=transcriber, smart_turn=smart_turn, settings=SETTINGS,
-                                  completeness=completeness),
+                                  slow_settings=slow_settings, completeness=completeness),
                   collector]),
         params=PipelineParams(audio_in_sample_rate=16000), enable_rtvi=False, cancel_on_idle_timeout=False)
     started = asyncio.Event()

@@ -20,13 +20,16 @@ class SpeechStyle:
     """How fast and with which pauses to speak; the slow-speech mode changes it."""
 
     speed: float = 1.0
-    sentence_pause_s: float = 0.25
+    sentence_pause_s: float = 0.25    # after each clause
+    figure_pause_s: float = 0.0       # before each figure in a clause ("le plafond est de ... 77 700 euros")
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.speed <= 2.0:
             raise ValueError(f"speed must be within 0.5..2.0, got {self.speed}")
         if not 0.0 <= self.sentence_pause_s <= 3.0:
             raise ValueError(f"sentence_pause_s must be within 0..3 s, got {self.sentence_pause_s}")
+        if not 0.0 <= self.figure_pause_s <= 2.0:
+            raise ValueError(f"figure_pause_s must be within 0..2 s, got {self.figure_pause_s}")
 
 
 class SpeechEngine(Protocol):

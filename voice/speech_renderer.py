@@ -20,7 +20,7 @@ import numpy as np
 
 from voice.codecs import resample
 from voice.speech_engines import SpeechEngine, SpeechStyle
-from voice.text_for_speech import clauses, speakable
+from voice.text_for_speech import before_figures, clauses, speakable
 
 PIPELINE_RATE = 16_000
 log = logging.getLogger("callbot.voice.tts")
@@ -34,19 +34,26 @@ class SpeechRenderer:
 
     def _path(self, clause: str, style: SpeechStyle) -> Path:
         key = f"{clause}|{style.speed:.3f}|{PIPELINE_RATE}"
+        if style.sentence_pause_s != SpeechStyle.sentence_pause_s or style.figure_pause_s:
+            key += f"|{style.sentence_pause_s:.2f}|{style.figure_pause_s:.2f}"
         return self._dir / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".pcm")
 
     def render_clause(self, clause: str, style: SpeechStyle) -> bytes:
-        """Blocking: cached PCM, or synthesise and cache it (with the pause after it)."""
+        """Blocking: cached PCM, or synthesise and cache it (with the pause after it, and
+        one before each figure when the style asks for it)."""
         path = self._path(clause, style)
         try:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        audio = self.engine.synthesize(speakable(clause), style)
-        audio = resample(audio, self.engine.sample_rate, PIPELINE_RATE)
-        pause = np.zeros(int(style.sentence_pause_s * PIPELINE_RATE), dtype=np.int16)
-        pcm = np.concatenate([audio, pause]).astype(np.int16).tobytes()
+        pieces = before_figures(clause) if style.figure_pause_s else [clause]
+        gap = np.zeros(int(style.figure_pause_s * PIPELINE_RATE), dtype=np.int16)
+        parts: list[np.ndarray] = []
+        for i, piece in enumerate(pieces):
+            audio = self.engine.synthesize(speakable(piece), style)
+            parts += ([gap] if i else []) + [resample(audio, self.engine.sample_rate, PIPELINE_RATE)]
+        parts.append(np.zeros(int(style.sentence_pause_s * PIPELINE_RATE), dtype=np.int16))
+        pcm = np.concatenate(parts).astype(np.int16).tobytes()
         # Two calls may render the same new clause at once: each writes its own file.
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(pcm)

@@ -6,6 +6,7 @@ while the next is synthesised, and what the audio cache is keyed on.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from num2words import num2words
@@ -60,10 +61,25 @@ def clauses(text: str, long_sentence: int = 110, max_chars: int = 200) -> list[s
     return out
 
 
+_FIGURE_START = re.compile(r"(?<=\s)(?=\d)")
+
+
+def before_figures(clause: str) -> list[str]:
+    """The clause cut before each figure it holds ("Le plafond est de", "77 700 euros."), so
+    that a pause can be put there; a figure's own spaces are not cut."""
+    starts = [m.start() for m in _FIGURE_START.finditer(clause) if m.start() - 1 not in _figure_spaces(clause)]
+    bounds = [0, *starts, len(clause)]
+    return [p for p in (clause[a:b].strip() for a, b in itertools.pairwise(bounds)) if p]
+
+
+def _figure_spaces(text: str) -> set[int]:
+    return {m.start() for m in _FIGURE_SPACE.finditer(text)}
+
+
 def _cut(piece: str, max_chars: int) -> int:
     """Where to cut a clause too long for the TTS: the last space before `max_chars` that is
     not inside a figure (any space if there is none, the limit itself in a word that long)."""
-    inside = {m.start() for m in _FIGURE_SPACE.finditer(piece, 0, max_chars + 1)}
+    inside = {i for i in _figure_spaces(piece) if i <= max_chars}
     spaces = [i for i, c in enumerate(piece[:max_chars]) if c == " " and i > 0]
     for i in reversed(spaces):
         if i not in inside:

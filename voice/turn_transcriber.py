@@ -36,6 +36,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from voice.end_of_turn import Decision, EndOfTurnSettings, SmartTurnModel, decide
+from voice.slow_speech import SlowSpeechFrame, voiced_seconds
 from voice.stt import Transcriber, Transcript
 
 log = logging.getLogger("callbot.voice.turns")
@@ -84,20 +85,23 @@ class TurnTranscriber(FrameProcessor):
     """TranscriptionFrame.result carries {'confidence', 'stt_ms', 'speech_start',
     'speech_end' (monotonic seconds), 'end_of_turn': {'probability', 'words_probability', 'wait_ms',
     'decided_ms', 'reason'},
-    'continues': the text of the turn this one completes, or None}."""
+    'continues': the text of the turn this one completes, or None, 'voiced_s': seconds of
+    speech in this turn's own audio}."""
 
     def __init__(self, *, transcriber: Transcriber, smart_turn: SmartTurnModel | None,
                  completeness: Callable[[str], float] | None = None,
-                 settings: EndOfTurnSettings | None = None, preroll_s: float = 0.5, call_id: str = "",
-                 **kwargs) -> None:
+                 settings: EndOfTurnSettings | None = None, slow_settings: EndOfTurnSettings | None = None,
+                 preroll_s: float = 0.5, call_id: str = "", **kwargs) -> None:
         """`completeness`: the probability that words make a whole request (blocking, about
-        10 ms, run in a worker thread after the transcript); None: word rules only."""
+        10 ms, run in a worker thread after the transcript); None: word rules only.
+        `slow_settings`: the more patient decision of slow-speech mode (SlowSpeechFrame)."""
         super().__init__(**kwargs)
         self._transcriber = transcriber
         self._smart_turn = smart_turn
         self._completeness = completeness
         self._short_answer = False
-        self._settings = settings or EndOfTurnSettings()
+        self._settings = self._normal_settings = settings or EndOfTurnSettings()
+        self._slow_settings = slow_settings or self._settings
         self._call_id = call_id
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
@@ -132,6 +136,8 @@ class TurnTranscriber(FrameProcessor):
         elif isinstance(frame, AnswerExpectedFrame):
             self._short_answer = frame.short
             return
+        elif isinstance(frame, SlowSpeechFrame):
+            self._settings = self._slow_settings if frame.on else self._normal_settings
         elif isinstance(frame, RecognitionOffFrame):
             log.info("call %s: a human has the call, recognition off", self._call_id)
             self._off = True
@@ -285,6 +291,7 @@ class TurnTranscriber(FrameProcessor):
                     "reason": decision.reason,
                 },
                 "continues": turn.continues.text if turn.continues else None,
+                "voiced_s": round(voiced_seconds(bytes(turn.audio)), 2),  # the caller's pace
             },
         ))
 

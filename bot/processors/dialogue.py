@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.call_log import CallLog
+from bot.config import SlowSpeechSettings
 from bot.processors.frames import (
     BackchannelFrame,
     CallConnectedFrame,
@@ -33,6 +35,7 @@ from bot.processors.frames import (
     TransferStatusFrame,
 )
 from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
+from voice.slow_speech import SlowSpeechFrame, speech_rate
 from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
 
 log = logging.getLogger("callbot.dialogue")
@@ -53,12 +56,16 @@ class _Pending:
 
 class DialogueProcessor(FrameProcessor):
     def __init__(self, *, conversation: Conversation, call: CallLog, transfer_mode: str | None = None,
-                 **kwargs) -> None:
-        """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human."""
+                 slow: SlowSpeechSettings | None = None, **kwargs) -> None:
+        """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human.
+        `slow`: when a caller's own pace turns slow-speech mode on."""
         super().__init__(**kwargs)
         self._conversation = conversation
         self._call = call
         self._transfer_mode = transfer_mode
+        self._slow_settings = slow or SlowSpeechSettings()
+        self._slow = False              # the mode the call's processors are in
+        self._rates: list[float] = []   # the caller's pace, syllables per voiced second, turn by turn
         self._bot_speaking = False
         # The dialogue as it was before the last caller turn: a caller who goes on as the
         # bot begins to answer is understood as if that answer had never been given.
@@ -137,6 +144,7 @@ class DialogueProcessor(FrameProcessor):
             await self.broadcast_interruption()
         await self._stop_stream()   # a new turn: the answer being generated is not wanted any more
         await self._client_message("caller", text)
+        self._follow_pace(text, result)
         self._before_last_turn = self._conversation.snapshot()
         reply = await self._conversation.on_text(text)
         await self._record_caller_turn(text, result, reply)
@@ -158,6 +166,19 @@ class DialogueProcessor(FrameProcessor):
         reply = await self._conversation.on_text(text)
         await self._record_caller_turn(text, result, reply)
         await self._say(reply, speech_end=result.get("speech_end"), transcript_at=transcript_at)
+
+    def _follow_pace(self, text: str, result: dict) -> None:
+        """A caller who speaks slowly, turn after turn, is spoken to slowly."""
+        rate = speech_rate(text, float(result.get("voiced_s") or 0.0))
+        if rate is None or self._conversation.slow:
+            return
+        self._rates.append(rate)
+        recent = self._rates[-self._slow_settings.caller_rate_turns:]
+        if len(recent) >= self._slow_settings.caller_rate_turns \
+                and statistics.median(recent) < self._slow_settings.caller_rate:
+            log.info("call %s: the caller speaks at %.1f syllables a second", self._call.call_id,
+                     statistics.median(recent))
+            self._conversation.set_slow(True, "caller_pace")
 
     async def _record_caller_turn(self, text: str, result: dict, reply: Reply) -> None:
         start, end = result.get("speech_start"), result.get("speech_end")
@@ -181,6 +202,11 @@ class DialogueProcessor(FrameProcessor):
     async def _say(self, reply: Reply, *, speech_end: float | None, transcript_at: float | None) -> None:
         await self._call.set_team(reply.team)
         await self.push_frame(AnswerExpectedFrame(short=reply.awaiting is not None), FrameDirection.UPSTREAM)
+        if reply.slow != self._slow:
+            self._slow = reply.slow
+            await self._call.event("slow_speech", {"on": reply.slow, "reason": reply.slow_reason})
+            for direction in (FrameDirection.UPSTREAM, FrameDirection.DOWNSTREAM):
+                await self.push_frame(SlowSpeechFrame(on=reply.slow, reason=reply.slow_reason or ""), direction)
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
         if not reply.texts and reply.stream is None:

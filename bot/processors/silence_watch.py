@@ -16,17 +16,22 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.processors.frames import CallerSilentFrame
+from voice.slow_speech import SlowSpeechFrame
 
 
 class SilenceWatch(FrameProcessor):
-    def __init__(self, *, timeout_s: float = 8.0, **kwargs) -> None:
+    def __init__(self, *, timeout_s: float = 8.0, slow_timeout_s: float | None = None, **kwargs) -> None:
+        """`slow_timeout_s`: the wait in slow-speech mode (SlowSpeechFrame)."""
         super().__init__(**kwargs)
-        self.timeout_s = timeout_s
+        self.timeout_s = self._normal_timeout_s = timeout_s
+        self._slow_timeout_s = slow_timeout_s or timeout_s
         self._timer: asyncio.Task | None = None
         self._caller_speaking = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, SlowSpeechFrame):
+            self.timeout_s = self._slow_timeout_s if frame.on else self._normal_timeout_s
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._caller_speaking = True
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
