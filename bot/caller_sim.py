@@ -391,3 +391,71 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
         await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
         await asyncio.wait_for(task, 10)
     return result
+
+
+async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray], sid: str, *,
+                                greeting_timeout_s: float = 40.0, reply_timeout_s: float = 60.0,
+                                quiet_s: float = 2.0, caller: str = "+33100000000") -> list[np.ndarray]:
+    """A caller who waits for the greeting, then says each utterance (16 kHz) once the bot
+    has finished its last reply (`quiet_s` without sound after it began). Returns the audio
+    the bot sent for each reply (8 kHz int16, from its first sound to its last), in order."""
+    import aiohttp
+
+    from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+    frames: list[tuple[float, np.ndarray]] = []   # everything received, with its arrival time
+    silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send_str(json.dumps({
+            "event": "start", "sequenceNumber": "1", "streamSid": sid,
+            "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
+                      "customParameters": {"caller": caller, "called": "3957"},
+                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+
+        async def reader() -> None:
+            async for msg in ws:
+                message = json.loads(msg.data)
+                if message.get("event") == "media":
+                    pcm = ulaw_to_pcm16(base64.b64decode(message["media"]["payload"]))
+                    frames.append((time.monotonic(), np.frombuffer(pcm, dtype=np.int16)))
+
+        def loud_since(t: float) -> list[float]:
+            return [at for at, pcm in frames if at >= t and len(pcm)
+                    and np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > LOUD]
+
+        task = asyncio.create_task(reader())
+        loop = asyncio.get_running_loop()
+        started, sent = loop.time(), 0
+
+        async def send(payload: bytes) -> None:
+            nonlocal sent
+            await ws.send_str(json.dumps({"event": "media", "streamSid": sid,
+                                          "media": {"payload": base64.b64encode(payload).decode()}}))
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent * 0.02 - loop.time()))
+
+        async def until_quiet(since: float, timeout_s: float) -> tuple[float, float] | None:
+            """Silence sent until the bot has spoken and stopped: (first, last) sound."""
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                loud = loud_since(since)
+                if loud and time.monotonic() - loud[-1] > quiet_s:
+                    return loud[0], loud[-1]
+                await send(silence)
+            return None
+
+        spans = []
+        if await until_quiet(time.monotonic(), greeting_timeout_s) is None:
+            raise TimeoutError("no greeting")
+        for utterance in utterances:
+            said = pcm16_to_ulaw(resample(utterance.astype(np.int16), 16000, 8000).tobytes())
+            for i in range(0, len(said), MEDIA_FRAME):
+                await send(said[i:i + MEDIA_FRAME].ljust(MEDIA_FRAME, b"\xff"))
+            span = await until_quiet(time.monotonic(), reply_timeout_s)
+            if span is None:
+                raise TimeoutError("no reply")
+            spans.append(span)
+        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
+        await asyncio.wait_for(task, 10)
+    return [np.concatenate([pcm for at, pcm in frames if first <= at <= last + 0.02]) for first, last in spans]

@@ -317,6 +317,12 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
     return bench_turns(limit=args.limit, as_json=args.json, do_tune=args.tune, live=args.live)
 
 
+def cmd_bench_slow(args: argparse.Namespace) -> int:
+    from bot.bench_slow import main as bench_slow
+
+    return bench_slow(limit=args.limit, as_json=args.json)
+
+
 def cmd_bench_stt(args: argparse.Namespace) -> int:
     from bot.bench_stt import main as bench_stt
 
@@ -413,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--live", type=int, default=0,
                    help="also call the bot over the media stream with N held-out questions")
     b.set_defaults(func=cmd_bench_turns)
+    b = bench.add_parser("slow", help="slow-speech mode: speech rate and pauses, end of turn with long pauses")
+    b.add_argument("--limit", type=int, default=10, help="knowledge answers rendered (default 10)")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.set_defaults(func=cmd_bench_slow)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -63,7 +63,7 @@ class SlowSpeechSettings:
     unsure_s: float = 2.5
     max_wait_s: float = 3.0
     continuation_s: float = 3.0
-    caller_rate: float = 3.6          # syllables per second of voiced speech below which a caller is slow
+    caller_rate: float = 3.5          # syllables per second of voiced speech below which a caller is slow
     caller_rate_turns: int = 2        # ... measured over this many turns (the median)
     lines: str = ""                   # called numbers dedicated to slow speech, comma-separated
 

@@ -174,3 +174,33 @@ def test_yes_then_a_question_is_not_dropped(server):
 def _last_sip_call(server) -> dict:
     calls = [c for c in server.recent_calls() if c["channel"] == "sip"]
     return server.wait_for(calls[-1]["id"], lambda r: r["ended_at"] is not None, timeout=30)
+
+
+def test_a_caller_who_asks_for_slow_speech_hears_the_answer_slower(server):
+    """The same question in two calls; in the second the caller first says "parlez plus
+    lentement". The answer's speaking rate, measured on the audio the caller receives
+    (syllables of what the record says was said, over the span of its sound), is at most
+    85 % of the plain call's."""
+    from bot.bench_slow import audio_stats
+    from bot.caller_sim import media_stream_dialogue
+    from voice.slow_speech import syllables
+
+    voice = CallerVoice("jf_nezumi")
+    question = voice.say("Je voudrais fermer ma micro-entreprise, quelles sont les démarches ?")
+
+    def rate(audio: np.ndarray, record: dict) -> float:
+        last_caller = _caller_turns(record)[-1]["index"]
+        said = " ".join(t["text"] for t in record["turns"] if t["speaker"] == "bot" and t["index"] > last_caller)
+        span, _ = audio_stats(audio.tobytes(), rate=8000)
+        return syllables(said) / span
+
+    plain = asyncio.run(media_stream_dialogue(ws_url(server), [question], "MZplainpace"))
+    plain_record = _last_sip_call(server)
+    slow = asyncio.run(media_stream_dialogue(ws_url(server), [voice.say("Parlez plus lentement, s'il vous plaît."),
+                                                              question], "MZslowpace"))
+    slow_record = _last_sip_call(server)
+    assert _caller_turns(plain_record)[-1]["intent"] == "cesser_activite"
+    assert _caller_turns(slow_record)[-1]["intent"] == "cesser_activite"
+    assert [e["data"] for e in slow_record["events"] if e["kind"] == "slow_speech"] == [{"on": True, "reason": "asked"}]
+    plain_rate, slow_rate = rate(plain[-1], plain_record), rate(slow[-1], slow_record)
+    assert slow_rate <= 0.85 * plain_rate, (plain_rate, slow_rate)

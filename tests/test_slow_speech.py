@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.bench_slow import audio_stats
 from bot.config import SlowSpeechSettings, load_settings
 from flows.engine import Conversation, DialogueSettings, Keywords, State
 from flows.knowledge import load_knowledge
@@ -192,25 +193,6 @@ def test_syllables_and_pace():
 # ------------------------------------------------------------------ audio
 
 
-def _stats(pcm: bytes, rate: int = 16_000) -> tuple[float, list[float]]:
-    """(seconds from the first to the last sound, silent stretches of 150 ms or more in
-    between), by the energy of 10 ms windows."""
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
-    n = rate // 100
-    energy = np.sqrt((samples[: len(samples) // n * n].reshape(-1, n) ** 2).mean(axis=1))
-    loud = np.nonzero(energy > 300)[0]
-    span = energy[loud[0]:loud[-1] + 1] > 300
-    pauses, run = [], 0
-    for voiced in span:
-        if voiced:
-            if run >= 15:
-                pauses.append(run / 100)
-            run = 0
-        else:
-            run += 1
-    return len(span) / 100, pauses
-
-
 @pytest.fixture(scope="module")
 def renderer(tmp_path_factory):
     from bot.services import make_speech_engine
@@ -227,8 +209,8 @@ def test_the_same_answer_rendered_slow_is_slower_with_more_and_longer_pauses(ren
     normal_text = answer
     slow_text = " ".join(slow_wording([answer], knowledge.prompts["slow_speech"]["repeat"]))
     assert "Je répète : 30 jours." in slow_text
-    normal_span, normal_pauses = _stats(renderer.render(normal_text, speech_style(settings)))
-    slow_span, slow_pauses = _stats(renderer.render(slow_text, slow_speech_style(settings)))
+    normal_span, normal_pauses = audio_stats(renderer.render(normal_text, speech_style(settings)))
+    slow_span, slow_pauses = audio_stats(renderer.render(slow_text, slow_speech_style(settings)))
     normal_rate = syllables(normal_text) / normal_span
     slow_rate = syllables(slow_text) / slow_span
     # lower, within the configured change: the voice at 0.85 and pauses, not a drawl
@@ -337,3 +319,34 @@ def test_slow_settings_are_more_patient_than_the_normal_ones():
     assert settings.slow.no_input_s > settings.call.no_input_s
     assert 1.1 <= 1 / settings.slow.speed <= 1.2   # the length scale the research advises
     assert re.fullmatch(r"[0-9*#]", DialogueSettings().slow_key)
+
+
+@pytest.mark.parametrize(("speed", "slow"), [(1.0, False), (0.65, True)])
+async def test_a_caller_who_speaks_slowly_is_spoken_to_slowly(conv, tmp_path, speed, slow):
+    """Two turns voiced by Kokoro voices the bot does not use, at their own pace and about
+    half as fast: the pace is measured on the audio (voiced seconds) and the transcript,
+    as the turn transcriber and the dialogue processor measure it."""
+    from bot.call_log import CallLog
+    from bot.processors.dialogue import DialogueProcessor
+    from bot.store import Store
+    from models.kokoro import kokoro_files
+    from voice.codecs import resample
+    from voice.slow_speech import voiced_seconds
+    from voice.speech_engines import KokoroEngine, SpeechStyle
+    from voice.text_for_speech import speakable
+
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}")
+    await store.create_schema()
+    call = CallLog(store, await store.open_call("sip", caller=None))
+    processor = DialogueProcessor(conversation=conv, call=call)
+    conv.start()
+    turns = ["je voudrais savoir quel est le plafond de chiffre d'affaires",
+             "et pour une activité de vente de marchandises c'est combien"]
+    for voice, text in zip(("jm_kumo", "jf_nezumi"), turns, strict=True):
+        engine = KokoroEngine(kokoro_files(), voice, threads=2)
+        audio = resample(engine.synthesize(speakable(text), SpeechStyle(speed=speed)), engine.sample_rate, 16000)
+        processor._follow_pace(text, {"voiced_s": voiced_seconds(audio.astype(np.int16).tobytes())})
+    assert conv.slow is slow
+    if slow:
+        assert (await conv.on_text(turns[0])).slow_reason == "caller_pace"
+    await store.close()
