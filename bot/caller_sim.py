@@ -393,12 +393,13 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
     return result
 
 
-async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray], sid: str, *,
+async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray | str], sid: str, *,
                                 greeting_timeout_s: float = 40.0, reply_timeout_s: float = 60.0,
                                 quiet_s: float = 2.0, caller: str = "+33100000000") -> list[np.ndarray]:
-    """A caller who waits for the greeting, then says each utterance (16 kHz) once the bot
-    has finished its last reply (`quiet_s` without sound after it began). Returns the audio
-    the bot sent for each reply (8 kHz int16, from its first sound to its last), in order."""
+    """A caller who waits for the greeting, then says each utterance (16 kHz audio, or a
+    string: keys pressed) once the bot has finished its last reply (`quiet_s` without sound
+    after it began). Returns the audio the bot sent for each reply (8 kHz int16, from its
+    first sound to its last), in order."""
     import aiohttp
 
     from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
@@ -436,12 +437,14 @@ async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray], sid: 
             await asyncio.sleep(max(0.0, started + sent * 0.02 - loop.time()))
 
         async def until_quiet(since: float, timeout_s: float) -> tuple[float, float] | None:
-            """Silence sent until the bot has spoken and stopped: (first, last) sound."""
+            """Silence sent until the bot has spoken and stopped (or hung up): (first, last) sound."""
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 loud = loud_since(since)
-                if loud and time.monotonic() - loud[-1] > quiet_s:
+                if loud and (time.monotonic() - loud[-1] > quiet_s or ws.closed):
                     return loud[0], loud[-1]
+                if ws.closed:
+                    return None
                 await send(silence)
             return None
 
@@ -449,13 +452,21 @@ async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray], sid: 
         if await until_quiet(time.monotonic(), greeting_timeout_s) is None:
             raise TimeoutError("no greeting")
         for utterance in utterances:
-            said = pcm16_to_ulaw(resample(utterance.astype(np.int16), 16000, 8000).tobytes())
-            for i in range(0, len(said), MEDIA_FRAME):
-                await send(said[i:i + MEDIA_FRAME].ljust(MEDIA_FRAME, b"\xff"))
-            span = await until_quiet(time.monotonic(), reply_timeout_s)
+            if isinstance(utterance, str):
+                for digit in utterance:
+                    await ws.send_str(json.dumps({"event": "dtmf", "streamSid": sid, "dtmf": {"digit": digit}}))
+                    await send(silence)
+                continue_from = time.monotonic()
+            else:
+                said = pcm16_to_ulaw(resample(utterance.astype(np.int16), 16000, 8000).tobytes())
+                for i in range(0, len(said), MEDIA_FRAME):
+                    await send(said[i:i + MEDIA_FRAME].ljust(MEDIA_FRAME, b"\xff"))
+                continue_from = time.monotonic()
+            span = await until_quiet(continue_from, reply_timeout_s)
             if span is None:
                 raise TimeoutError("no reply")
             spans.append(span)
-        await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
+        if not ws.closed:
+            await ws.send_str(json.dumps({"event": "stop", "streamSid": sid}))
         await asyncio.wait_for(task, 10)
     return [np.concatenate([pcm for at, pcm in frames if first <= at <= last + 0.02]) for first, last in spans]

@@ -273,7 +273,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
             purged = await purge(store, settings.recordings_dir, settings.retention)
         finally:
             await store.close()
-        print(f"deleted {purged.recordings} recordings and {purged.calls} call records")
+        print(f"deleted {purged.recordings} recordings, {purged.calls} call records and {purged.preferences} "
+              "caller preferences")
         return 0
 
     return asyncio.run(run())

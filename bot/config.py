@@ -73,11 +73,11 @@ class SlowSpeechSettings:
                        continuation_s=max(base.continuation_s, self.continuation_s))
 
     def line_is_slow(self, called: str | None) -> bool:
-        number = _national(called or "")
-        return bool(number) and any(number == _national(line) for line in self.lines.split(","))
+        number = national_number(called or "")
+        return bool(number) and any(number == national_number(line) for line in self.lines.split(","))
 
 
-def _national(number: str) -> str:
+def national_number(number: str) -> str:
     """A French number without its country code or trunk prefix: "+33 800 000 111",
     "0800 000 111" and "0033800000111" are one line; short numbers ("39 57") stay."""
     digits = "".join(c for c in number if c.isdigit())
@@ -102,6 +102,8 @@ class Settings:
     max_body_bytes: int = 16_384
     audio_cache: Path = Path("")      # default: var_dir/audio-cache
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)
+    # Keys callers' kept preferences (bot/preferences.py); empty: none kept. Never printed.
+    preference_secret: str = field(default="", repr=False)
     vad: VADSettings = field(default_factory=VADSettings)
     stt: STTSettings = field(default_factory=STTSettings)
     turn: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)

@@ -30,6 +30,7 @@ from starlette.websockets import WebSocketState
 
 from bot.call_log import CallLog
 from bot.pipeline import build_voice_call
+from bot.preferences import caller_key
 from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, TransferStatusFrame
 from bot.services import BotServices
 from voice.codecs import StreamResampler, ulaw_to_pcm16
@@ -207,9 +208,11 @@ class MediaStreamCalls:
             ),
         )
         # Only our own gateway understands the (non-Twilio) 'transfer' event.
+        settings = self.services.settings
         voice_call = await build_voice_call(
             self.services, transport, call, can_transfer=params.get("gateway") == "callbot",
-            slow_line=self.services.settings.slow.line_is_slow(str(params.get("called", ""))[:64]))
+            slow_line=settings.slow.line_is_slow(str(params.get("called", ""))[:64]),
+            preference_key=caller_key(caller, settings.preference_secret))
 
         @transport.event_handler("on_client_disconnected")
         async def on_disconnected(_transport, _ws) -> None:

@@ -58,16 +58,25 @@ class VoiceCall:
 
 
 async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog, *,
-                           can_transfer: bool = False, slow_line: bool = False) -> VoiceCall:
+                           can_transfer: bool = False, slow_line: bool = False,
+                           preference_key: str | None = None) -> VoiceCall:
     """`can_transfer`: the channel is our SIP gateway, which transfers to agents.
-    `slow_line`: the caller dialled a number dedicated to slow speech."""
+    `slow_line`: the caller dialled a number dedicated to slow speech. `preference_key`: the
+    caller's number is known (bot/preferences.py): their kept preference applies, and one
+    may be kept."""
     settings = services.settings
     if services.transcriber is None or services.renderer is None:
         raise RuntimeError("voice calls need the STT and TTS models loaded (BotServices voice=True)")
     conversation = services.conversation(call.call_id)
-    if slow_line:
+    if preference_key is not None:
+        conversation.slow_preference = await services.store.slow_preference(preference_key)
+        conversation.may_remember_slow = not conversation.slow_preference
+    if conversation.slow_preference:
+        conversation.set_slow(True, "preference")
+    elif slow_line:
         conversation.set_slow(True, "line")
     dialogue = DialogueProcessor(conversation=conversation, call=call, slow=settings.slow,
+                                 preference_key=preference_key,
                                  transfer_mode=settings.call.transfer_mode if can_transfer else None)
     recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
     processors = [

@@ -20,6 +20,7 @@ log = logging.getLogger("callbot.retention")
 class RetentionSettings:
     recordings_days: int = 180
     records_days: int = 365
+    preferences_days: int = 365    # a slow-speech preference unused this long is deleted
     sweep_every_h: float = 6.0
 
     def __post_init__(self) -> None:
@@ -27,12 +28,15 @@ class RetentionSettings:
             raise ValueError("recordings are kept 1 to 183 days (CNIL: 6 months at most)")
         if not self.recordings_days <= self.records_days <= 366:
             raise ValueError("call records are kept between the recordings' time and 1 year")
+        if not 1 <= self.preferences_days <= 3 * 366:
+            raise ValueError("caller preferences are kept 1 day to 3 years after their last use")
 
 
 @dataclass(frozen=True)
 class Purged:
     recordings: int
     calls: int
+    preferences: int = 0
 
 
 async def purge(store: Store, recordings_dir: Path, settings: RetentionSettings,
@@ -51,9 +55,11 @@ async def purge(store: Store, recordings_dir: Path, settings: RetentionSettings,
                 path.unlink(missing_ok=True)
                 removed += 1
     calls = await store.delete_calls_before(now - timedelta(days=settings.records_days))
-    if removed or calls:
-        log.info("retention: %d recordings and %d call records deleted", removed, calls)
-    return Purged(recordings=removed, calls=calls)
+    preferences = await store.delete_preferences_before(now - timedelta(days=settings.preferences_days))
+    if removed or calls or preferences:
+        log.info("retention: %d recordings, %d call records and %d caller preferences deleted",
+                 removed, calls, preferences)
+    return Purged(recordings=removed, calls=calls, preferences=preferences)
 
 
 async def sweep_forever(store: Store, recordings_dir: Path, settings: RetentionSettings) -> None:

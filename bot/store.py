@@ -1,4 +1,5 @@
-"""Call records: calls, their turns and events, committed as they happen."""
+"""Call records: calls, their turns and events, committed as they happen; and the
+preferences callers asked to keep between calls."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, delete, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
@@ -61,6 +74,16 @@ class Event(Base):
     at_ms: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CallerPreference(Base):
+    """A caller's wish kept from one call to the next, with their consent. Keyed by a keyed
+    hash of their number (bot/preferences.py), never the number itself."""
+
+    __tablename__ = "caller_preferences"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slow: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 TURN_FIELDS = ("index", "speaker", "text", "start_ms", "end_ms", "asr_confidence", "intent",
@@ -125,6 +148,28 @@ class Store:
             await s.execute(delete(Turn).where(Turn.call_id.in_(old)))
             await s.execute(delete(Event).where(Event.call_id.in_(old)))
             result = await s.execute(delete(Call).where(Call.started_at < before))
+            return result.rowcount or 0
+
+    async def slow_preference(self, key: str) -> bool:
+        """Whether this caller asked for slow speech on their calls (the preference's clock
+        starts again: it is kept a retention period after its last use)."""
+        async with self._session() as s, s.begin():
+            preference = await s.get(CallerPreference, key)
+            if preference is None:
+                return False
+            preference.updated_at = _now()
+            return preference.slow
+
+    async def set_slow_preference(self, key: str, slow: bool) -> None:
+        """Kept (slow) or withdrawn (deleted: nothing is kept about a caller who says no)."""
+        async with self._session() as s, s.begin():
+            await s.execute(delete(CallerPreference).where(CallerPreference.key == key))
+            if slow:
+                s.add(CallerPreference(key=key, slow=True))
+
+    async def delete_preferences_before(self, before: datetime) -> int:
+        async with self._session() as s, s.begin():
+            result = await s.execute(delete(CallerPreference).where(CallerPreference.updated_at < before))
             return result.rowcount or 0
 
     async def get_call(self, call_id: str) -> dict[str, Any] | None:

@@ -59,6 +59,7 @@ class State(Enum):
     ANYTHING_ELSE = "anything_else"
     OFFER_HUMAN = "offer_human"
     CHECK_FILE = "check_file"     # "shall I check your file?" after a general answer
+    REMEMBER_SLOW = "remember_slow"  # "shall I speak slowly on your next calls?" before goodbye
     HANDOFF = "handoff"
     WITH_AGENT = "with_agent"     # a human has taken the call: the bot only listens
     ENDED = "ended"
@@ -86,6 +87,7 @@ class Reply:
     slow: bool = False                         # slow-speech mode, as this reply is said
     slow_reason: str | None = None             # the mode changed with this reply, and why
     verbatim: bool = False                     # the last reply again, word for word (its audio replayed)
+    remember_slow: bool | None = None          # keep (True) or withdraw (False) the caller's slow preference
 
     async def collect(self) -> list[str]:
         """Every text of the reply, the stream read to its end (the text channel)."""
@@ -167,13 +169,17 @@ class Conversation:
     slow: bool = False                                    # slow-speech mode
     slow_reason: str | None = None                        # why it changed, not reported yet
     failed_turns: int = 0                                 # in a row: not understood, no input
+    # The caller's number is known and a preference may be kept against it (asked once, when
+    # slow speech was on, before goodbye); `slow_preference`: the mode came from one.
+    may_remember_slow: bool = False
+    slow_preference: bool = False
     last_said: list[str] = field(default_factory=list)    # the last reply as said (slow wording included)
 
     def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
         """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
         kwargs.setdefault("team", self.team)
         awaiting = None
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW):
             awaiting = "confirmation"
         elif self.state is State.FLOW and self.flow is not None:
             awaiting = self.flow.asked_value or "confirmation"  # a read-back or a yes/no
@@ -261,10 +267,16 @@ class Conversation:
         return self._reply([self.knowledge.prompts["slow_speech"]["on"], *self.last_texts], reprompt=True)
 
     def _faster(self) -> Reply:
+        """Back to the normal pace; a preference kept from earlier calls is withdrawn."""
+        p = self.knowledge.prompts["slow_speech"]
         self.set_slow(False, "asked")
         question = self.last_texts[-1:] if self.last_texts and self.last_texts[-1].endswith("?") \
             else [self.knowledge.prompt("listening")]
-        return self._reply([self.knowledge.prompts["slow_speech"]["off"], *question], reprompt=True)
+        forget = [p["forgotten"]] if self.slow_preference else []
+        reply = self._reply([p["off"], *forget, *question], reprompt=True)
+        if self.slow_preference:
+            self.slow_preference, reply.remember_slow = False, False
+        return reply
 
     async def on_text(self, text: str) -> Reply:
         failures = self.failed_turns
@@ -289,8 +301,10 @@ class Conversation:
             return self._slower("asked")
         if self.slow and self._asks_pace("speed_up", said):
             return self._faster()
+        if self.state is State.REMEMBER_SLOW:
+            return self._remember_slow_answered(text, said)
         if self.keywords.match("goodbye", said):
-            return self._end("goodbye")
+            return self._goodbye()
         if self.state is State.OFFER_HUMAN:
             return await self._offer_human_answered(text, said)
         if self.state is State.CHECK_FILE:
@@ -395,9 +409,27 @@ class Conversation:
         if route is not None and (route.intent is not None or route.clarify is not None):
             return await self._routed(rest_text, route)
         if answer == "non":
-            return self._end("goodbye")
+            return self._goodbye()
         self.state = State.QUESTION
         return self._reply([self.knowledge.prompt("listening")])
+
+    def _goodbye(self) -> Reply:
+        """The caller is leaving. One who needed slow speech this time is asked, once,
+        whether to speak slowly from the start of their next calls."""
+        if self.slow and self.may_remember_slow and not self.slow_preference:
+            self.may_remember_slow = False
+            self.state = State.REMEMBER_SLOW
+            return self._reply([self.knowledge.prompts["slow_speech"]["remember"]])
+        return self._end("goodbye")
+
+    def _remember_slow_answered(self, text: str, said: str) -> Reply:
+        """Consent is a clear yes; anything else keeps nothing."""
+        answer, _, _ = self._yes_no_head(text, said)
+        reply = self._end("goodbye")
+        if answer == "oui":
+            reply.texts = [self.knowledge.prompts["slow_speech"]["remembered"], *reply.texts]
+            reply.remember_slow = True
+        return reply
 
     async def _offer_human_answered(self, text: str, said: str) -> Reply:
         """"Voulez-vous parler à un conseiller ?": a question of its own is answered; yes
@@ -724,7 +756,7 @@ class Conversation:
             if key in "12":
                 return await self._chosen(self.choices[int(key) - 1], "", None)
             return self._not_understood()
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW):
             if key in "12":
                 return await self._on_text("oui" if key == "1" else "non")
             return self._not_understood()

@@ -350,3 +350,80 @@ async def test_a_caller_who_speaks_slowly_is_spoken_to_slowly(conv, tmp_path, sp
     if slow:
         assert (await conv.on_text(turns[0])).slow_reason == "caller_pace"
     await store.close()
+
+
+# ------------------------------------------------------------------ a preference kept, with consent
+
+
+async def test_a_caller_who_needed_it_is_asked_once_before_goodbye(conv, knowledge):
+    conv.may_remember_slow = True
+    conv.start()
+    await conv.on_text(QUESTION)
+    await conv.on_text("parlez plus lentement")
+    asked = await conv.on_text("merci, au revoir")
+    assert conv.state is State.REMEMBER_SLOW and not asked.ended and asked.awaiting == "confirmation"
+    assert "prochains appels" in _said(asked)
+    kept = await conv.on_text("oui s'il vous plaît")
+    assert kept.ended and kept.remember_slow is True
+
+
+@pytest.mark.parametrize("answer", ["non merci", "euh je sais pas", "2"])
+async def test_nothing_is_kept_without_a_clear_yes(conv, answer):
+    conv.may_remember_slow = True
+    conv.start()
+    await conv.on_dtmf("*")
+    await conv.on_text("au revoir")
+    assert conv.state is State.REMEMBER_SLOW
+    reply = await (conv.on_dtmf(answer) if answer.isdigit() else conv.on_text(answer))
+    assert reply.ended and reply.remember_slow is None
+
+
+async def test_not_asked_when_the_mode_was_not_needed_or_cannot_be_kept(conv, knowledge, router):
+    conv.may_remember_slow = True
+    conv.start()
+    assert (await conv.on_text("au revoir")).ended           # never slow: nothing to ask
+    other = Conversation(session_id="o", knowledge=knowledge, router=router, keywords=Keywords())
+    other.start()
+    await other.on_text("parlez plus lentement")
+    assert (await other.on_text("au revoir")).ended          # no number (browser, text): nothing to keep
+
+
+async def test_a_kept_preference_is_withdrawn_by_asking_for_the_normal_pace(conv, knowledge):
+    conv.slow_preference = True
+    conv.set_slow(True, "preference")
+    greeting = conv.start()
+    assert greeting.slow and greeting.slow_reason == "preference"
+    reply = await conv.on_text("parlez normalement s'il vous plaît")
+    assert not reply.slow and reply.remember_slow is False
+    assert knowledge.prompts["slow_speech"]["forgotten"] in reply.texts
+    assert (await conv.on_text("au revoir")).ended               # and not asked again
+
+
+async def test_the_store_keeps_a_keyed_hash_and_the_retention_deletes_it(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.preferences import caller_key
+    from bot.retention import RetentionSettings, purge
+    from bot.store import Store
+
+    key = caller_key("+33 6 12 34 56 78", "a secret")
+    assert key == caller_key("06 12 34 56 78", "a secret") != caller_key("06 12 34 56 78", "another secret")
+    assert "612345678" not in key and len(key) == 64
+    assert caller_key("06 12 34 56 78", "") is None and caller_key("anonymous", "a secret") is None
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}")
+    await store.create_schema()
+    try:
+        assert not await store.slow_preference(key)
+        await store.set_slow_preference(key, True)
+        assert await store.slow_preference(key)
+        await store.set_slow_preference(key, False)
+        assert not await store.slow_preference(key)
+        await store.set_slow_preference(key, True)
+        settings = RetentionSettings()
+        kept = await purge(store, tmp_path / "recordings", settings)
+        assert kept.preferences == 0 and await store.slow_preference(key)
+        later = datetime.now(UTC) + timedelta(days=settings.preferences_days + 1)
+        assert (await purge(store, tmp_path / "recordings", settings, now=later)).preferences == 1
+        assert not await store.slow_preference(key)
+    finally:
+        await store.close()

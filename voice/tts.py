@@ -27,6 +27,11 @@ class RenderedTTSService(TTSService):
         super().__init__(
             push_start_frame=True,
             push_stop_frames=True,
+            # A clause rendered while the caller waits (a value, a slow-speech answer not in
+            # the cache) may take seconds on a busy CPU; the renderer always ends with audio
+            # or an error, so waiting for it never hangs, where pipecat's 3 s default would
+            # close the reply's audio context before its first clause and lose it.
+            stop_frame_timeout_s=20.0,
             sample_rate=PIPELINE_RATE,
             settings=TTSSettings(model=renderer.engine.name, voice=renderer.engine.name, language="fr"),
             **kwargs,

@@ -56,14 +56,16 @@ class _Pending:
 
 class DialogueProcessor(FrameProcessor):
     def __init__(self, *, conversation: Conversation, call: CallLog, transfer_mode: str | None = None,
-                 slow: SlowSpeechSettings | None = None, **kwargs) -> None:
+                 slow: SlowSpeechSettings | None = None, preference_key: str | None = None, **kwargs) -> None:
         """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human.
-        `slow`: when a caller's own pace turns slow-speech mode on."""
+        `slow`: when a caller's own pace turns slow-speech mode on. `preference_key`: where
+        the caller's preferences are kept (bot/preferences.py), None when they cannot be."""
         super().__init__(**kwargs)
         self._conversation = conversation
         self._call = call
         self._transfer_mode = transfer_mode
         self._slow_settings = slow or SlowSpeechSettings()
+        self._preference_key = preference_key
         self._slow = False              # the mode the call's processors are in
         self._rates: list[float] = []   # the caller's pace, syllables per voiced second, turn by turn
         self._bot_speaking = False
@@ -207,6 +209,9 @@ class DialogueProcessor(FrameProcessor):
             await self._call.event("slow_speech", {"on": reply.slow, "reason": reply.slow_reason})
             for direction in (FrameDirection.UPSTREAM, FrameDirection.DOWNSTREAM):
                 await self.push_frame(SlowSpeechFrame(on=reply.slow, reason=reply.slow_reason or ""), direction)
+        if reply.remember_slow is not None and self._preference_key is not None:
+            await self._call.store.set_slow_preference(self._preference_key, reply.remember_slow)
+            await self._call.event("slow_preference", {"kept": reply.remember_slow})
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
         if not reply.texts and reply.stream is None:
