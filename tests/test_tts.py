@@ -214,3 +214,19 @@ async def test_tts_service_sends_every_clause_in_20_ms_frames(piper, tmp_path):
     assert all(len(f.audio) <= frame_bytes for f in frames)
     assert sum(len(f.audio) < frame_bytes for f in frames) <= 2  # the end of each clause
     assert b"".join(f.audio for f in frames) == renderer.render(text, SpeechStyle())
+
+
+def test_slow_style_on_piper_is_slower_with_pauses_before_figures(piper, tmp_path):
+    """The slow-speech style reaches Piper too: its length scale (1 / speed) and the pauses
+    the renderer puts after clauses and before figures, measured on the audio."""
+    from bot.bench_slow import audio_stats
+    from voice.speech_renderer import SpeechRenderer
+
+    renderer = SpeechRenderer(piper, tmp_path)
+    text = "The limit is 77 700 euros for services, and 188 700 euros for sales."
+    normal_span, normal_pauses = audio_stats(renderer.render(text, SpeechStyle()))
+    slow_span, slow_pauses = audio_stats(renderer.render(text, SpeechStyle(speed=0.85, sentence_pause_s=0.6,
+                                                                            figure_pause_s=0.35)))
+    assert slow_span >= normal_span * 1.1 + 2 * 0.35 * 0.8, (normal_span, slow_span)
+    assert len([p for p in slow_pauses if p >= 0.3]) >= len([p for p in normal_pauses if p >= 0.3]) + 2, \
+        (normal_pauses, slow_pauses)
