@@ -217,10 +217,7 @@ class Conversation:
     # ------------------------------------------------------------------ turns
 
     def start(self) -> Reply:
-        g = self.knowledge.prompts["greeting"]
-        recorded = g["recorded"] if self.settings.recorded else g["not_recorded"]
-        slow = [] if self.slow else [g["slow"]]
-        return self._said(self._reply([g["intro"], g["human"], *slow, recorded, g["question"]]))
+        return self._said(self._reply(self.knowledge.greeting(recorded=self.settings.recorded, slow=self.slow)))
 
     def set_slow(self, on: bool, reason: str) -> bool:
         """Slow-speech mode on or off ('asked', 'key', 'repeat', 'failed_turns',

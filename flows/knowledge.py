@@ -37,6 +37,13 @@ class Knowledge:
         """The flow that checks the caller's own file for a question of this team."""
         return self.check_file.get(team, self.check_file.get("default"))
 
+    def greeting(self, *, recorded: bool = True, slow: bool = False) -> list[str]:
+        """What the bot says first; the key for slow speech is announced unless the call
+        is already slow."""
+        g = self.prompts["greeting"]
+        return [g["intro"], g["human"], *([] if slow else [g["slow"]]),
+                g["recorded"] if recorded else g["not_recorded"], g["question"]]
+
     def prompt(self, key: str, attempt: int = 0) -> str:
         value = self.prompts[key]
         if isinstance(value, list):

@@ -36,8 +36,7 @@ def greeting_s() -> float:
 
     settings = load_settings()
     renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
-    g = load_knowledge().prompts["greeting"]
-    text = " ".join([g["intro"], g["human"], g["recorded"], g["question"]])
+    text = " ".join(load_knowledge().greeting())
     return len(renderer.render(text, speech_style(settings))) / 2 / 16000
 
 

@@ -205,7 +205,9 @@ def test_the_same_answer_rendered_slow_is_slower_with_more_and_longer_pauses(ren
     from bot.services import slow_speech_style, speech_style
 
     settings = load_settings()
-    answer = knowledge.question_types["cesser_activite"].answer.text
+    # the start of an answer, to keep the test short: two sentences, one figure
+    answer = " ".join(re.split(r"(?<=\.)\s+", knowledge.question_types["cesser_activite"].answer.text)[:2])
+    assert "30 jours" in answer
     normal_text = answer
     slow_text = " ".join(slow_wording([answer], knowledge.prompts["slow_speech"]["repeat"]))
     assert "Je répète : 30 jours." in slow_text

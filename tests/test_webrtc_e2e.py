@@ -40,8 +40,7 @@ def greeting_seconds(renderer) -> float:
     from flows.knowledge import load_knowledge
 
     r, settings = renderer
-    texts = load_knowledge().prompts["greeting"]
-    text = " ".join([texts["intro"], texts["human"], texts["recorded"], texts["question"]])
+    text = " ".join(load_knowledge().greeting())
     return len(r.render(text, speech_style(settings))) / 2 / 16000
 
 
@@ -136,12 +135,16 @@ def test_caller_says_goodbye_and_the_bot_hangs_up(tmp_path, caller_voice, render
 def test_silent_caller_is_prompted_then_the_call_ends(tmp_path, renderer):
     mic = write_wav(tmp_path / "silence.wav", timeline([(60.0, None)]), 16000)
     wait = greeting_seconds(renderer)
-    with bot_server(tmp_path, CALLBOT_CALL_NO_INPUT_S="2") as server, browser_call(server, mic) as page:
+    # Two silences in a row turn slow speech on, with its longer wait: shortened too.
+    with bot_server(tmp_path, CALLBOT_CALL_NO_INPUT_S="2", CALLBOT_SLOW_NO_INPUT_S="3") as server, \
+            browser_call(server, mic) as page:
         call_id = page.evaluate("window.callbot.callId")
         record = server.wait_for(call_id, lambda r: r["ended_at"] is not None, timeout=wait + 40)
     bot_turns = [t["text"] for t in record["turns"] if t["speaker"] == "bot"]
-    assert "toujours là" in bot_turns[1] and "raccrocher" in bot_turns[-1], bot_turns
+    assert "toujours là" in bot_turns[1] and "raccrocher" in " ".join(bot_turns[-1:]), bot_turns
     assert [e["kind"] for e in record["events"]].count("no_input") == 3
+    assert [e["data"] for e in record["events"] if e["kind"] == "slow_speech"] == \
+        [{"on": True, "reason": "failed_turns"}]
     assert record["outcome"] == "completed"
 
 
