@@ -240,7 +240,8 @@ class Conversation:
                 reply.texts = [p["auto"], *reply.texts]
         reply.slow, reply.slow_reason, self.slow_reason = self.slow, self.slow_reason, None
         if self.slow and not reply.verbatim and reply.texts:
-            texts = slow_wording(reply.texts, p["repeat"])
+            # the data's short-sentence variant of an answer where it has one, else the splitter
+            texts = slow_wording([self.knowledge.slow_variant(t) or t for t in reply.texts], p["repeat"])
             if reply.awaiting not in (None, "confirmation", "choice") and self.knowledge.prompt("value_keys") not in texts:
                 texts.append(self.knowledge.prompt("value_keys"))  # every number may be typed
             reply.texts = texts

@@ -37,6 +37,11 @@ class Knowledge:
         """The flow that checks the caller's own file for a question of this team."""
         return self.check_file.get(team, self.check_file.get("default"))
 
+    def slow_variant(self, text: str) -> str | None:
+        """The short-sentence variant the data gives for this answer text, if any."""
+        return next((qt.answer.slow for qt in self.question_types.values()
+                     if qt.answer and qt.answer.slow and qt.answer.text == text), None)
+
     def greeting(self, *, recorded: bool = True, slow: bool = False) -> list[str]:
         """What the bot says first; the key for slow speech is announced unless the call
         is already slow."""

@@ -43,11 +43,12 @@ class Answer(Strict):
     text: str = Field(min_length=1)
     source: str
     checked: date
+    slow: str | None = None     # the same answer in short sentences, said in slow-speech mode
 
-    @field_validator("text")
+    @field_validator("text", "slow")
     @classmethod
-    def _one_line(cls, v: str) -> str:
-        return " ".join(v.split())
+    def _one_line(cls, v: str | None) -> str | None:
+        return None if v is None else " ".join(v.split())
 
     @field_validator("source")
     @classmethod

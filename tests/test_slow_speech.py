@@ -159,6 +159,15 @@ async def test_numbers_asked_for_offer_the_keypad(conv, knowledge):
 # ------------------------------------------------------------------ wording
 
 
+async def test_the_data_s_short_sentence_variant_is_said_where_it_exists(conv, knowledge):
+    answer = knowledge.question_types["cesser_activite"].answer
+    assert answer.slow and knowledge.slow_variant(answer.text) == answer.slow
+    conv.set_slow(True, "line")
+    conv.start()
+    reply = await conv.on_text(QUESTION)
+    assert "Puis payez les dernières cotisations." in reply.texts and "Je répète : 30 jours." in reply.texts
+
+
 def test_short_sentences_are_cut_between_clauses_never_in_a_figure():
     text = ("Vous déclarez votre chiffre d'affaires chaque mois sur le site de l'Urssaf, et vous payez "
             "les cotisations de 12,3 % sur 77 700 € au plus tard le 30 du mois suivant.")
