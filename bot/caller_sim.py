@@ -330,6 +330,16 @@ class StreamedCall:
         return self.first_reply - self.question_end
 
 
+async def _open_stream(ws, sid: str, caller: str) -> None:
+    """The messages a CPaaS sends first: `connected`, then `start` with the caller's number."""
+    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    await ws.send_str(json.dumps({
+        "event": "start", "sequenceNumber": "1", "streamSid": sid,
+        "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
+                  "customParameters": {"caller": caller, "called": "3957"},
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+
+
 async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
                             greeting_timeout_s: float = 40.0, reply_timeout_s: float = 10.0,
                             caller: str = "+33100000000", listen_after_s: float = 1.0) -> StreamedCall:
@@ -345,12 +355,7 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
     question = pcm16_to_ulaw(resample(question_16k.astype(np.int16), 16000, 8000).tobytes())
     silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
-        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send_str(json.dumps({
-            "event": "start", "sequenceNumber": "1", "streamSid": sid,
-            "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
-                      "customParameters": {"caller": caller, "called": "3957"},
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+        await _open_stream(ws, sid, caller)
 
         async def reader() -> None:
             async for msg in ws:
@@ -407,12 +412,7 @@ async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray | str],
     frames: list[tuple[float, np.ndarray]] = []   # everything received, with its arrival time
     silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
-        await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send_str(json.dumps({
-            "event": "start", "sequenceNumber": "1", "streamSid": sid,
-            "start": {"streamSid": sid, "callSid": f"CA{sid}", "tracks": ["inbound"],
-                      "customParameters": {"caller": caller, "called": "3957"},
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+        await _open_stream(ws, sid, caller)
 
         async def reader() -> None:
             async for msg in ws:
