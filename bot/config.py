@@ -37,6 +37,7 @@ class CallSettings:
     barge_in_confirm_s: float = 0.6
     backchannel_gap_s: float = 0.3
     idle_timeout_s: float = 300.0     # nobody spoke for this long: the call is ended
+    connect_timeout_s: float = 15.0   # a WebRTC offer whose media never connects gives its line back
     # SIP calls through our gateway: 'bridged' (warm: the agent hears a briefing, then the
     # caller; the recording goes on) or 'blind' (REFER: the caller's phone calls the agent).
     transfer_mode: str = "bridged"
@@ -102,8 +103,17 @@ class Settings:
     max_body_bytes: int = 16_384
     audio_cache: Path = Path("")      # default: var_dir/audio-cache
     webrtc_loopback: bool = False     # offer 127.0.0.1 ICE candidates (tests, same-host use)
-    # Keys callers' kept preferences (bot/preferences.py); empty: none kept. Never printed.
+    # Secrets (from the environment only; never printed). Keys callers' kept preferences
+    # (bot/preferences.py); empty: none kept.
     preference_secret: str = field(default="", repr=False)
+    # Bearer token for call records and recordings (/api/calls/...); empty: nobody reads them.
+    admin_token: str = field(default="", repr=False)
+    # Bearer token our SIP gateway presents on /ws/media; only it may ask for transfers.
+    gateway_token: str = field(default="", repr=False)
+    # A CPaaS (Twilio) stream is admitted when its X-Twilio-Signature checks with this key.
+    twilio_auth_token: str = field(default="", repr=False)
+    # Shared secret with the action server (Authorization: Bearer on /webhook).
+    actions_secret: str = field(default="", repr=False)
     vad: VADSettings = field(default_factory=VADSettings)
     stt: STTSettings = field(default_factory=STTSettings)
     turn: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)

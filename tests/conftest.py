@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import os
 
+import secrets
+
 import pytest
+
+# The servers the tests start (in this process or as children) and the clients that talk to
+# them (caller simulator, SIP gateway, action client) read their secrets from the
+# environment, as in production: one random set per test session.
+for _name in ("CALLBOT_ADMIN_TOKEN", "CALLBOT_GATEWAY_TOKEN", "CALLBOT_ACTIONS_SECRET"):
+    os.environ.setdefault(_name, secrets.token_urlsafe(24))
 
 
 def in_ci() -> bool:
