@@ -26,7 +26,10 @@ def token_matches(presented: str | None, expected: str) -> bool:
     """Constant time; an unset expected token matches nothing."""
     if not expected or not presented:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    try:
+        return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    except UnicodeEncodeError:  # undecodable header bytes, kept as surrogates by aiohttp
+        return False
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:

@@ -134,7 +134,8 @@ def bench_sip(turns: int) -> int:
         work = Path(tmp)
         mic = write_wav(work / "caller.wav", timeline(parts), 16000)
         with bot_server(work) as server, \
-                sip_gateway(work, server.url.replace("http", "ws") + "/ws/media") as gateway:
+                sip_gateway(work, server.url.replace("http", "ws") + "/ws/media",
+                            CALLBOT_GATEWAY_TOKEN=server.gateway_token) as gateway:
             print(f"calling {gateway.uri} for {total:.0f} s ({turns} questions)...", flush=True)
             result = place_call(gateway.uri, mic, workdir=work / "call", duration_s=total + 1)
             if not result.established:

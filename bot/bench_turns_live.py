@@ -26,7 +26,7 @@ def live_calls(items, cache_dir: Path) -> dict:
         url = server.url.replace("http://", "ws://") + "/ws/media"
         for n, item in enumerate(items):
             audio = renderer.render(item, lead_s=0.2, tail_s=0.0).audio
-            call = asyncio.run(media_stream_call(url, audio, f"MZbench{n}"))
+            call = asyncio.run(media_stream_call(url, audio, f"MZbench{n}", token=server.gateway_token))
             rows.append((item, call))
             print(f"  {item.id}: reply after {call.latency_s or float('nan'):.2f} s", flush=True)
         time.sleep(1.0)

@@ -49,6 +49,14 @@ class CallLog:
             except SQLAlchemyError:
                 log.exception("call %s: team could not be stored", self.call_id)
 
+    async def set_recording(self, path: str) -> None:
+        """As soon as the file exists: a server that dies mid-call leaves the record
+        pointing at what was recorded."""
+        try:
+            await self.store.set_recording(self.call_id, path)
+        except SQLAlchemyError:
+            log.exception("call %s: recording path could not be stored", self.call_id)
+
     async def close(self, outcome: str, recording: str | None = None) -> None:
         if self.closed:
             return

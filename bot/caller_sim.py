@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -102,13 +103,27 @@ class BotServer:
     url: str
     process: subprocess.Popen
     log_path: Path
+    admin_token: str = field(default="", repr=False)    # reads call records
+    gateway_token: str = field(default="", repr=False)  # opens media streams that may transfer
 
     def call_record(self, call_id: str) -> dict | None:
+        request = urllib.request.Request(f"{self.url}/api/calls/{call_id}",
+                                         headers={"Authorization": f"Bearer {self.admin_token}"})
         try:
-            with urllib.request.urlopen(f"{self.url}/api/calls/{call_id}", timeout=5) as r:
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return json.load(r)
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):  # not "no such call": the test or bench is misconfigured
+                raise
             return None
+
+    def fetch_recording(self, record: dict, into: Path) -> Path:
+        """The call's recording, downloaded as the admin would (its route, with the token)."""
+        request = urllib.request.Request(f"{self.url}{record['recording_url']}",
+                                         headers={"Authorization": f"Bearer {self.admin_token}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            into.write_bytes(r.read())
+        return into
 
     def recent_calls(self) -> list[dict]:
         """Every call of this server's store, oldest first."""
@@ -130,16 +145,26 @@ class BotServer:
                              f"server log tail:\n{self.log_path.read_text()[-3000:]}")
 
 
+def _secret(name: str, env: dict[str, str]) -> str:
+    return env.get(name) or os.environ.get(name) or secrets.token_urlsafe(24)
+
+
 @contextmanager
 def bot_server(tmp: Path, **env: str):
+    """A `callbot serve` child on a free port. Its admin and gateway tokens are those of
+    the environment (or `env`), else new ones: kept on the BotServer for its clients."""
     port = free_port()
     log_path = tmp / "server.log"
+    admin_token = _secret("CALLBOT_ADMIN_TOKEN", env)
+    gateway_token = _secret("CALLBOT_GATEWAY_TOKEN", env)
     environment = {
         **os.environ,
         "CALLBOT_PORT": str(port),
         "CALLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'calls.sqlite3'}",
         "CALLBOT_WEBRTC_LOOPBACK": "1",
         **env,
+        "CALLBOT_ADMIN_TOKEN": admin_token,
+        "CALLBOT_GATEWAY_TOKEN": gateway_token,
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -157,7 +182,8 @@ def bot_server(tmp: Path, **env: str):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"bot server did not start:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
-        yield BotServer(url=url, process=process, log_path=log_path)
+        yield BotServer(url=url, process=process, log_path=log_path, admin_token=admin_token,
+                        gateway_token=gateway_token)
     finally:
         stop_process(process)
 
@@ -330,6 +356,13 @@ class StreamedCall:
         return self.first_reply - self.question_end
 
 
+def gateway_headers(token: str | None = None) -> dict[str, str]:
+    """What our SIP gateway presents at the media stream's handshake: `token`, else
+    CALLBOT_GATEWAY_TOKEN from the environment (none: the server answers 401)."""
+    token = os.environ.get("CALLBOT_GATEWAY_TOKEN", "") if token is None else token
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 async def _open_stream(ws, sid: str, caller: str) -> None:
     """The messages a CPaaS sends first: `connected`, then `start` with the caller's number."""
     await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
@@ -342,10 +375,12 @@ async def _open_stream(ws, sid: str, caller: str) -> None:
 
 async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
                             greeting_timeout_s: float = 40.0, reply_timeout_s: float = 10.0,
-                            caller: str = "+33100000000", listen_after_s: float = 1.0) -> StreamedCall:
+                            caller: str = "+33100000000", listen_after_s: float = 1.0,
+                            token: str | None = None) -> StreamedCall:
     """Waits for the greeting to end (2 s without sound after it began), asks the
     question in real time, then listens until the reply begins (or `reply_timeout_s`),
-    and `listen_after_s` more before hanging up."""
+    and `listen_after_s` more before hanging up. Connects as our gateway (`token`, see
+    `gateway_headers`)."""
     import aiohttp
 
     from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
@@ -354,7 +389,8 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
     last_sound = [0.0, False]   # time of the last loud frame received, greeting heard
     question = pcm16_to_ulaw(resample(question_16k.astype(np.int16), 16000, 8000).tobytes())
     silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+    headers = gateway_headers(token)
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, headers=headers) as ws:
         await _open_stream(ws, sid, caller)
 
         async def reader() -> None:
@@ -400,18 +436,21 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
 
 async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray | str], sid: str, *,
                                 greeting_timeout_s: float = 40.0, reply_timeout_s: float = 60.0,
-                                quiet_s: float = 2.0, caller: str = "+33100000000") -> list[np.ndarray]:
+                                quiet_s: float = 2.0, caller: str = "+33100000000",
+                                token: str | None = None) -> list[np.ndarray]:
     """A caller who waits for the greeting, then says each utterance (16 kHz audio, or a
     string: keys pressed) once the bot has finished its last reply (`quiet_s` without sound
     after it began). Returns the audio the bot sent for each reply (8 kHz int16, from its
-    first sound to its last), in order."""
+    first sound to its last), in order. Connects as our gateway (`token`, see
+    `gateway_headers`)."""
     import aiohttp
 
     from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
 
     frames: list[tuple[float, np.ndarray]] = []   # everything received, with its arrival time
     silence = pcm16_to_ulaw(np.zeros(MEDIA_FRAME, dtype=np.int16).tobytes())
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+    headers = gateway_headers(token)
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, headers=headers) as ws:
         await _open_stream(ws, sid, caller)
 
         async def reader() -> None:

@@ -43,6 +43,14 @@ def reply_body(reply: Reply) -> dict:
     }
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class ChatChannel:
     def __init__(self, services: BotServices) -> None:
         self.services = services
@@ -78,6 +86,8 @@ class ChatChannel:
             return json_error(400, "body is not valid UTF-8")
         except json.JSONDecodeError as e:
             return json_error(400, f"body is not valid JSON: {e.msg} at position {e.pos}")
+        except (RecursionError, ValueError):  # nested too deep, an integer too long to read
+            return json_error(400, "body is not JSON this server reads")
         if not isinstance(body, dict):
             return json_error(400, "body must be a JSON object with 'text' or 'dtmf'")
         text, dtmf = body.get("text"), body.get("dtmf")
@@ -90,6 +100,8 @@ class ChatChannel:
             return json_error(400, "'dtmf' must be 1 to 32 keys among 0-9, * and #")
         if text is not None and len(text) > 2000:
             return json_error(413, "'text' is longer than 2000 characters")
+        if text is not None and not _encodable(text):   # a lone surrogate cannot be stored
+            return json_error(400, "'text' is not valid Unicode text")
         return body
 
     async def post_message(self, request: web.Request) -> web.Response:

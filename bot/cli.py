@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bot.config import ROOT, load_settings
+from bot.processes import terminate_with_parent
 from flows.knowledge import DataError
 from models.errors import ModelError
 
@@ -26,26 +27,57 @@ def _setup_logging(verbose: bool) -> None:
     )
     from loguru import logger  # pipecat logs through loguru
 
+    from bot.log_privacy import pipecat_record_filter
+
     logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING", filter=pipecat_record_filter)
 
 
 def actions_command(port: int) -> list[str]:
-    return [str(ACTIONS_PYTHON), "-m", "rasa_sdk", "--actions", "flows.actions.actions", "--port", str(port)]
+    """The action server (flows/actions/server.py): loopback only, CALLBOT_ACTIONS_SECRET required."""
+    return [str(ACTIONS_PYTHON), "-m", "flows.actions.server", "--port", str(port)]
+
+
+def _actions_secret_missing() -> str | None:
+    if os.environ.get("CALLBOT_ACTIONS_SECRET"):
+        return None
+    return ("CALLBOT_ACTIONS_SECRET is not set: the action server only answers requests that present it "
+            "(the bot server reads the same variable); set it to a long random string, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 def start_action_server(port: int) -> subprocess.Popen | None:
     if not ACTIONS_PYTHON.exists():
         log.warning("no action server virtualenv (%s): run 'make setup'", ACTIONS_PYTHON)
         return None
+    if problem := _actions_secret_missing():
+        log.error("action server not started: %s", problem)
+        return None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # Its own process group: its worker processes are stopped with it (stop_process).
-    return subprocess.Popen(actions_command(port), cwd=ROOT, env=env, start_new_session=True)
+    # Its own process group: whatever it starts is stopped with it (stop_process).
+    return subprocess.Popen(actions_command(port), cwd=ROOT, env=env, start_new_session=True,
+                            preexec_fn=terminate_with_parent)  # noqa: PLW1509 (no thread yet)
 
 
 def _child(*args: str) -> subprocess.Popen:
+    # Its own process group (what it starts, Kamailio's workers, is stopped with it), and
+    # a SIGTERM from the kernel if this server dies without stopping it (SIGKILL).
     return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True, preexec_fn=terminate_with_parent)  # noqa: PLW1509 (no thread yet)
+
+
+def _session_secrets() -> None:
+    """The secrets between the server and what it starts (the action server, the SIP
+    gateway), made up for this run when the environment has none: only processes started
+    here know them. Set them yourself when these run apart (README, "Trust boundaries")."""
+    import secrets
+
+    for name in ("CALLBOT_ACTIONS_SECRET", "CALLBOT_GATEWAY_TOKEN"):
+        if not os.environ.get(name):
+            os.environ[name] = secrets.token_urlsafe(32)
+    if not os.environ.get("CALLBOT_ADMIN_TOKEN"):
+        log.warning("no CALLBOT_ADMIN_TOKEN: call records and recordings cannot be read over HTTP")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -53,6 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.server import create_app
 
+    if not args.no_actions or args.sip:
+        _session_secrets()
     settings = load_settings(port=args.port) if args.port else load_settings()
     children: list[subprocess.Popen] = []
     if not args.no_actions:
@@ -70,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             log.warning("kamailio is not installed: SIP calls go to the gateway directly (udp 5080)")
     try:
+        # SIGINT and SIGTERM (a service manager's stop) end run_app: the children go with it.
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     finally:
         from bot.processes import stop_process
@@ -82,7 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def start_demo_si(port: int = 5056) -> subprocess.Popen:
     """The demo information system (stdlib only), its database built on first start."""
     return subprocess.Popen([sys.executable, "-m", "flows.actions.demo_si", "serve", "--port", str(port)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True, preexec_fn=terminate_with_parent)  # noqa: PLW1509 (no thread yet)
 
 
 def cmd_demo_si(args: argparse.Namespace) -> int:
@@ -95,6 +131,9 @@ def cmd_actions(args: argparse.Namespace) -> int:
     if not ACTIONS_PYTHON.exists():
         print(f"error: {ACTIONS_PYTHON} is missing: run 'make setup'", file=sys.stderr)
         return 1
+    if problem := _actions_secret_missing():
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.call(actions_command(args.port), cwd=ROOT, env=env)
 
@@ -158,16 +197,16 @@ def _prerender(*, answers: bool) -> int:
     answer is rendered during the call while its first clauses play, and cached."""
     import time
 
-    from bot.services import make_speech_engine, speech_style
+    from bot.services import make_renderer, speech_style
     from flows.knowledge import load_knowledge
-    from voice.speech_renderer import SpeechRenderer
 
     settings = load_settings()
     # One engine thread per clause, as many clauses at a time as there are cores: faster
     # here than one clause at a time on every core (short clauses parallelise badly).
     workers = os.cpu_count() or 1
-    renderer = SpeechRenderer(make_speech_engine(settings, threads=1), settings.audio_cache_dir)
-    texts = load_knowledge().spoken_texts(answers=answers)
+    knowledge = load_knowledge()
+    renderer = make_renderer(settings, knowledge, threads=1)
+    texts = knowledge.spoken_texts(answers=answers)
     started = time.monotonic()
     done = renderer.prerender(texts, speech_style(settings), workers=workers)
     print(f"audio   {renderer.engine.name}: {done} clauses rendered in {time.monotonic() - started:.0f} s, "

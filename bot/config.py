@@ -112,6 +112,10 @@ class Settings:
     gateway_token: str = field(default="", repr=False)
     # A CPaaS (Twilio) stream is admitted when its X-Twilio-Signature checks with this key.
     twilio_auth_token: str = field(default="", repr=False)
+    # The media-stream URL exactly as Twilio was given it (wss://callbot.example.fr/ws/media):
+    # Twilio signs that URL, which a server behind a TLS proxy does not see. Empty: the
+    # request's own URL in its ws:// or wss:// form.
+    media_public_url: str = ""
     # Shared secret with the action server (Authorization: Bearer on /webhook).
     actions_secret: str = field(default="", repr=False)
     vad: VADSettings = field(default_factory=VADSettings)

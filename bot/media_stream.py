@@ -1,13 +1,20 @@
 """Media-stream WebSocket (`/ws/media`): calls from the SIP gateway, and from any CPaaS
 that speaks Twilio's media-stream JSON (Twilio, Telnyx, jambonz...).
 
+Who connects is decided at the WebSocket handshake: our gateway presents
+`Authorization: Bearer <CALLBOT_GATEWAY_TOKEN>`; Twilio signs the upgrade request
+(`X-Twilio-Signature`, checked with CALLBOT_TWILIO_AUTH_TOKEN); anyone else gets HTTP 401
+and no upgrade. A Twilio signature carries no nonce: a captured handshake can be replayed
+for that URL, so it only ever opens a call without transfers.
+
 Messages in: `connected`, `start` (customParameters: caller, called), `media`
 (8 kHz mu-law, base64; track `outbound`: what the caller hears from an agent after a
 bridged transfer, recorded), `dtmf`, `mark`, `stop`, and from our own gateway
 `transfer` (`{"team": ..., "status": "bridged" | "failed"}`). Messages out: `media`,
-`mark`, `clear` (drop queued audio at once: barge-in), and to our own gateway only (it
-says so in `start`), `transfer` (`{"team": ..., "mode": "blind" | "bridged", "whisper":
-base64 mu-law briefing for the agent}`, after the words before it).
+`mark`, `clear` (drop queued audio at once: barge-in), and to our own gateway only
+(known by its token, never by anything said in `start`), `transfer` (`{"team": ...,
+"mode": "blind" | "bridged", "whisper": base64 mu-law briefing for the agent}`, after the
+words before it); a `transfer` from any other stream closes it.
 A message that is not valid JSON, has an unknown event or bad base64 closes that
 stream with a logged reason; other calls carry on.
 """
@@ -28,6 +35,8 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocketState
 
+from bot.admission import Admission, Slot
+from bot.auth import bearer_token, token_matches, twilio_signature_ok
 from bot.call_log import CallLog
 from bot.pipeline import build_voice_call
 from bot.preferences import caller_key
@@ -53,10 +62,12 @@ def parse_message(raw: str) -> dict[str, Any]:
         message = json.loads(raw)
     except json.JSONDecodeError as e:
         raise ProtocolError(f"not JSON ({e.msg})") from e
+    except (RecursionError, ValueError) as e:   # nested too deep, an integer too long to read
+        raise ProtocolError("JSON this server does not read") from e
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     event = message.get("event")
-    if event not in EVENTS:
+    if not isinstance(event, str) or event not in EVENTS:
         raise ProtocolError(f"unknown event {str(event)[:40]!r}")
     if event == "media":
         payload = message.get("media", {}).get("payload") if isinstance(message.get("media"), dict) else None
@@ -74,7 +85,8 @@ def parse_message(raw: str) -> dict[str, Any]:
         raise ProtocolError("start without its 'start' object")
     elif event == "transfer":
         transfer = message.get("transfer")
-        if not isinstance(transfer, dict) or transfer.get("status") not in TRANSFER_STATUSES:
+        status = transfer.get("status") if isinstance(transfer, dict) else None
+        if not isinstance(status, str) or status not in TRANSFER_STATUSES:
             raise ProtocolError("transfer without a known status")
     return message
 
@@ -112,9 +124,11 @@ class AiohttpMediaSocket:
     """The face of a starlette WebSocket that pipecat's websocket transport uses, over an
     aiohttp WebSocketResponse; every incoming message is checked against the protocol."""
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, call: CallLog) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, call: CallLog, *,
+                 can_transfer: bool = False) -> None:
         self._ws = ws
         self._call = call
+        self._can_transfer = can_transfer
         self.headers = Headers(raw=[(k.lower().encode(), v.encode()) for k, v in request.headers.items()])
         self.closed_reason: str | None = None
 
@@ -137,6 +151,10 @@ class AiohttpMediaSocket:
             return {"type": "websocket.disconnect"}
         if message["event"] == "stop":
             await self._ws.close()
+            return {"type": "websocket.disconnect"}
+        if message["event"] == "transfer" and not self._can_transfer:
+            # "an agent has the call" turns recognition off: only our gateway may say it.
+            await self.refuse("transfer from a stream that cannot transfer")
             return {"type": "websocket.disconnect"}
         return {"type": "websocket.receive", "text": msg.data}
 
@@ -171,11 +189,50 @@ async def _read_start(ws: web.WebSocketResponse, timeout_s: float) -> dict[str, 
 
 
 class MediaStreamCalls:
-    def __init__(self, services: BotServices, calls: dict[str, asyncio.Task]) -> None:
-        self.services = services
-        self.calls = calls  # shared with the WebRTC calls: one count of calls in progress
+    """Who may open a stream is decided at the handshake, before the upgrade, as an HTTP
+    answer: 401 for an unknown client, 503 "busy" when every line is in use (our gateway
+    answers the caller SIP 486 Busy Here)."""
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    def __init__(self, services: BotServices, admission: Admission) -> None:
+        self.services = services
+        self.admission = admission  # shared with the WebRTC calls: one count of lines in use
+        settings = services.settings
+        if not settings.gateway_token and not settings.twilio_auth_token:
+            log.warning("the media stream (/ws/media) is closed: every stream is refused until "
+                        "CALLBOT_GATEWAY_TOKEN or CALLBOT_TWILIO_AUTH_TOKEN is set")
+
+    def client(self, request: web.Request) -> str | None:
+        """'gateway' (our SIP gateway: it may transfer), 'cpaas' (a Twilio-signed stream),
+        None for anyone else."""
+        settings = self.services.settings
+        if token_matches(bearer_token(request), settings.gateway_token):
+            return "gateway"
+        if settings.twilio_auth_token and twilio_signature_ok(
+                request, settings.twilio_auth_token, signed_url(request, settings.media_public_url)):
+            return "cpaas"
+        return None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        client = self.client(request)
+        if client is None:
+            log.warning("media stream refused from %s: no valid gateway token or Twilio signature",
+                        request.remote)
+            return refusal(401, "unauthorized", "credentials required (Authorization: Bearer <gateway token> "
+                                                "or X-Twilio-Signature)",
+                           {"WWW-Authenticate": 'Bearer realm="callbot"'})
+        if self.services.renderer is None or self.services.transcriber is None:
+            return refusal(503, "voice_disabled", "voice calls are disabled on this server")
+        slot = self.admission.take(f"media stream from {request.remote}")
+        if slot is None:
+            # Our gateway answers the caller SIP 486 Busy Here for this one 503.
+            return refusal(503, "busy", "busy", {"Retry-After": "5"})
+        with slot:
+            task = asyncio.current_task()
+            assert task is not None
+            slot.attach(task)
+            return await self._serve(request, slot, can_transfer=client == "gateway")
+
+    async def _serve(self, request: web.Request, slot: Slot, *, can_transfer: bool) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=20)
         await ws.prepare(request)
         try:
@@ -184,18 +241,16 @@ class MediaStreamCalls:
             log.warning("media stream refused: %s", e or "no 'start' within 10 s")
             await ws.close(code=1008, message=str(e or "no start")[:100].encode())
             return ws
-        if len(self.calls) >= self.services.settings.max_calls or self.services.renderer is None:
-            log.warning("media stream refused: lines busy")
-            await ws.close(code=1013, message=b"busy")
-            return ws
         details = start["start"]
         params = details.get("customParameters") if isinstance(details.get("customParameters"), dict) else {}
         stream_sid = str(details.get("streamSid") or start.get("streamSid") or "")
         caller = str(params.get("caller", ""))[:64] or None
         call_id = await self.services.store.open_call("sip", caller=caller)
+        slot.label = f"call {call_id}"
         call = CallLog(self.services.store, call_id)
-        await call.event("media_stream_start", {"called": str(params.get("called", ""))[:64]})
-        socket = AiohttpMediaSocket(ws, request, call)
+        await call.event("media_stream_start", {"called": str(params.get("called", ""))[:64],
+                                                "client": "gateway" if can_transfer else "cpaas"})
+        socket = AiohttpMediaSocket(ws, request, call, can_transfer=can_transfer)
         transport = FastAPIWebsocketTransport(
             websocket=socket,  # type: ignore[arg-type]
             params=FastAPIWebsocketParams(
@@ -207,25 +262,45 @@ class MediaStreamCalls:
                 serializer=MediaStreamSerializer(stream_sid),
             ),
         )
-        # Only our own gateway understands the (non-Twilio) 'transfer' event.
         settings = self.services.settings
-        voice_call = await build_voice_call(
-            self.services, transport, call, can_transfer=params.get("gateway") == "callbot",
-            slow_line=settings.slow.line_is_slow(str(params.get("called", ""))[:64]),
-            preference_key=caller_key(caller, settings.preference_secret))
+        try:
+            # Only our own gateway (its token, not anything the stream says of itself)
+            # understands the non-Twilio 'transfer' event.
+            voice_call = await build_voice_call(
+                self.services, transport, call, can_transfer=can_transfer,
+                slow_line=settings.slow.line_is_slow(str(params.get("called", ""))[:64]),
+                preference_key=caller_key(caller, settings.preference_secret))
+        except BaseException:
+            await call.close("error")
+            await socket.close()
+            raise
 
         @transport.event_handler("on_client_disconnected")
         async def on_disconnected(_transport, _ws) -> None:
             await voice_call.worker.cancel()
 
-        log.info("call %s: SIP call on the media stream", call_id)
-        await voice_call.worker.queue_frames([CallConnectedFrame()])
-        task = asyncio.current_task()
-        assert task is not None
-        self.calls[call_id] = task
+        log.info("call %s: SIP call on the media stream (%s)", call_id,
+                 "gateway" if can_transfer else "CPaaS")
         try:
+            await voice_call.worker.queue_frames([CallConnectedFrame()])
             await voice_call.run()
         finally:
-            self.calls.pop(call_id, None)
             await socket.close()
         return ws
+
+
+def refusal(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A handshake refused as plain HTTP. The reason is in the reason phrase, the JSON body
+    and `X-Callbot-Reason`: a WebSocket client library often shows only the status and
+    headers of a failed upgrade (aiohttp's WSServerHandshakeError)."""
+    return web.json_response({"error": message, "reason": reason}, status=status, reason=reason,
+                             headers={"X-Callbot-Reason": reason, **(headers or {})})
+
+
+def signed_url(request: web.Request, public_url: str) -> str:
+    """The URL Twilio signed: the stream URL it was given (`media_public_url`, behind a
+    proxy), else this request's own URL in its WebSocket scheme (ws://, wss://)."""
+    if public_url:
+        return public_url
+    url = request.url
+    return str(url.with_scheme("wss" if url.scheme == "https" else "ws"))

@@ -7,14 +7,11 @@ transport in -> VAD (pauses) -> barge-in gate -> caller turns (end of turn, Whis
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import wave
 from dataclasses import dataclass
 
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
@@ -24,6 +21,7 @@ from bot.processors.barge_in import BargeInGate
 from bot.processors.dialogue import DialogueProcessor
 from bot.processors.silence_watch import SilenceWatch
 from bot.processors.transfer import AgentLegRecorder, TransferRequester
+from bot.recording import CallRecorder
 from bot.services import BotServices, slow_speech_style, speech_style
 from voice.output_pacer import OutputPacer
 from voice.speech_renderer import PIPELINE_RATE
@@ -39,8 +37,7 @@ class VoiceCall:
     call: CallLog
     worker: PipelineWorker
     dialogue: DialogueProcessor
-    recorder: AudioBufferProcessor | None
-    recording: str | None = None
+    recorder: CallRecorder | None
 
     async def run(self) -> None:
         runner = WorkerRunner(handle_sigint=False)
@@ -54,7 +51,7 @@ class VoiceCall:
         finally:
             await self.dialogue.flush()
             outcome = "error" if failed else self.dialogue.outcome or "caller_hung_up"
-            await self.call.close(outcome, recording=self.recording)
+            await self.call.close(outcome, recording=self.recorder.recording if self.recorder else None)
 
 
 async def build_voice_call(services: BotServices, transport: BaseTransport, call: CallLog, *,
@@ -78,7 +75,9 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
     dialogue = DialogueProcessor(conversation=conversation, call=call, slow=settings.slow,
                                  preference_key=preference_key,
                                  transfer_mode=settings.call.transfer_mode if can_transfer else None)
-    recorder = AudioBufferProcessor(num_channels=2, sample_rate=PIPELINE_RATE) if settings.recorded else None
+    # Stereo, caller left and bot right, on the call record's clock; written as the call goes.
+    recorder = CallRecorder(path=settings.recordings_dir / f"{call.call_id}.wav", call=call) \
+        if settings.recorded else None
     processors = [
         transport.input(),
         VADProcessor(vad_analyzer=make_vad_analyzer(settings.vad)),
@@ -104,28 +103,4 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
         idle_timeout_secs=settings.call.idle_timeout_s,
         enable_rtvi=False,
     )
-    voice_call = VoiceCall(call=call, worker=worker, dialogue=dialogue, recorder=recorder)
-
-    if recorder is not None:
-        path = settings.recordings_dir / f"{call.call_id}.wav"
-
-        def write(audio: bytes, sample_rate: int, num_channels: int) -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with wave.open(str(path), "wb") as w:
-                w.setnchannels(num_channels)
-                w.setsampwidth(2)
-                w.setframerate(sample_rate)
-                w.writeframes(audio)
-
-        @recorder.event_handler("on_audio_data")
-        async def on_audio_data(_buffer, audio: bytes, sample_rate: int, num_channels: int) -> None:
-            # Stereo: caller on the left, bot on the right.
-            await asyncio.to_thread(write, audio, sample_rate, num_channels)
-            voice_call.recording = str(path)
-
-    @worker.event_handler("on_pipeline_started")
-    async def on_started(_worker, _frame) -> None:
-        if recorder is not None:
-            await recorder.start_recording()
-
-    return voice_call
+    return VoiceCall(call=call, worker=worker, dialogue=dialogue, recorder=recorder)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+
+PR_SET_PDEATHSIG = 1
+
+
+def terminate_with_parent() -> None:
+    """preexec_fn of a child process: the kernel sends it SIGTERM when its parent dies,
+    even killed with SIGKILL, so that no Kamailio or action server outlives the server."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:

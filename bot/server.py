@@ -1,4 +1,5 @@
-"""The bot's HTTP server: caller page, WebRTC signalling, text channel, call records."""
+"""The bot's HTTP server: caller page, WebRTC signalling, text channel, media stream, and
+call records and recordings (admin token only)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.admission import Admission
+from bot.auth import require_admin
 from bot.chat import ChatChannel, json_error
 from bot.config import Settings
 from bot.media_stream import MediaStreamCalls
+from bot.openapi import openapi_handler
 from bot.retention import sweep_forever
 from bot.services import BotServices
 from bot.webrtc import WebRTCCalls
@@ -55,11 +59,34 @@ async def health(request: web.Request) -> web.Response:
     })
 
 
+def _admin_token(request: web.Request) -> str:
+    return request.app[services_key].settings.admin_token
+
+
+@require_admin(_admin_token)
 async def get_call(request: web.Request) -> web.Response:
+    """A call's record; the recording is reached through its own route, never by path."""
     call = await request.app[services_key].store.get_call(request.match_info["call_id"])
     if call is None:
         return json_error(404, "unknown call")
+    recording = call.pop("recording")
+    call["recording_url"] = f"/api/calls/{call['id']}/recording" if recording else None
     return web.json_response(call)
+
+
+@require_admin(_admin_token)
+async def get_recording(request: web.Request) -> web.StreamResponse:
+    """The call's stereo WAV (caller left, bot right), streamed from disk; only a file
+    inside the recordings folder is ever served."""
+    services = request.app[services_key]
+    call = await services.store.get_call(request.match_info["call_id"])
+    if call is None or not call["recording"]:
+        return json_error(404, "no recording for this call")
+    root = services.settings.recordings_dir.resolve()
+    path = Path(call["recording"]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return json_error(404, "no recording for this call")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
 
 
 async def open_chat(request: web.Request) -> web.Response:
@@ -85,8 +112,10 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
         services = await BotServices.create(settings, voice=voice)
         app[services_key] = services
         app[chat_key] = chat = ChatChannel(services)
-        app[webrtc_key] = calls = WebRTCCalls(services)
-        app[media_key] = MediaStreamCalls(services, calls.calls)
+        # One admission for both kinds of voice call: max_calls counts them together.
+        admission = Admission(settings.max_calls)
+        app[webrtc_key] = WebRTCCalls(services, admission)
+        app[media_key] = MediaStreamCalls(services, admission)
         sweeper = asyncio.create_task(
             sweep_forever(services.store, settings.recordings_dir, settings.retention), name="retention")
         log.info("callbot ready on http://%s:%d (%d question types)", settings.host, settings.port,
@@ -95,7 +124,7 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
         sweeper.cancel()
         with suppress(asyncio.CancelledError):
             await sweeper
-        await calls.close_all()
+        await admission.close_all()
         await chat.close_all()
         await services.close()
 
@@ -103,9 +132,11 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app.router.add_get("/", caller_page)
     app.router.add_get("/health", health)
     app.router.add_get("/api/calls/{call_id}", get_call)
+    app.router.add_get("/api/calls/{call_id}/recording", get_recording)
     app.router.add_post("/api/chat", open_chat)
     app.router.add_post("/api/chat/{session_id}/messages", post_chat_message)
     app.router.add_post("/api/offer", webrtc_offer)
     app.router.add_get("/ws/media", media_stream)
+    app.router.add_get("/api/openapi.json", openapi_handler)
     app.router.add_static("/static", STATIC)
     return app

@@ -24,6 +24,7 @@ from voice.end_of_turn import SmartTurnModel
 from voice.speech_engines import KokoroEngine, PiperEngine, SpeechEngine, SpeechStyle
 from voice.speech_renderer import SpeechRenderer
 from voice.stt import Transcriber
+from voice.text_for_speech import clauses
 
 log = logging.getLogger("callbot.services")
 
@@ -83,6 +84,18 @@ def slow_speech_style(settings: Settings) -> SpeechStyle:
                        figure_pause_s=settings.slow.figure_pause_s)
 
 
+def make_renderer(settings: Settings, knowledge: Knowledge, *, threads: int = 1) -> SpeechRenderer:
+    """The voice with its audio cache, which keeps only the clauses of texts that hold
+    nothing about a caller (Knowledge.fixed_texts); a cache an older version filled with
+    every clause said is cleared of the rest. Blocking."""
+    fixed = knowledge.fixed_texts()
+    allowed = frozenset(c for text in fixed for c in clauses(text))
+    renderer = SpeechRenderer(make_speech_engine(settings, threads=threads), settings.audio_cache_dir,
+                              cacheable=allowed.__contains__)
+    renderer.drop_legacy(fixed, [speech_style(settings), slow_speech_style(settings)])
+    return renderer
+
+
 @dataclass
 class BotServices:
     settings: Settings
@@ -110,7 +123,7 @@ class BotServices:
             # Trains first when the data changed (seconds): off the event loop.
             router=await asyncio.to_thread(IntentRouter, knowledge, settings.router, settings.var_dir / "router"),
             store=store,
-            actions=ActionClient(settings.actions_url),
+            actions=ActionClient(settings.actions_url, secret=settings.actions_secret),
         )
         # Loads (or builds, when an answer changed) the retrieval index: off the event loop.
         services.fallback = await asyncio.to_thread(make_fallback, settings.fallback, knowledge, services.keywords,
@@ -124,7 +137,7 @@ class BotServices:
                 # after the router: both add to the same embedding cache
                 services.completeness = await asyncio.to_thread(build_completeness, knowledge,
                                                                 settings.var_dir / "router")
-            services.renderer = SpeechRenderer(make_speech_engine(settings), settings.audio_cache_dir)
+            services.renderer = await asyncio.to_thread(make_renderer, settings, knowledge)
         return services
 
     def conversation(self, session_id: str) -> Conversation:

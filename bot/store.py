@@ -131,6 +131,10 @@ class Store:
             if call is not None:
                 call.team = team
 
+    async def set_recording(self, call_id: str, path: str) -> None:
+        async with self._session() as s, s.begin():
+            await s.execute(update(Call).where(Call.id == call_id).values(recording=path))
+
     async def recordings_before(self, before: datetime) -> list[tuple[str, str]]:
         async with self._session() as s:
             rows = await s.execute(

@@ -22,8 +22,12 @@ class ActionResult:
 
 
 class ActionClient:
-    def __init__(self, url: str, *, timeout_s: float = 3.0) -> None:
+    """`secret` (CALLBOT_ACTIONS_SECRET) is sent as `Authorization: Bearer`: our action
+    server (flows/actions/server.py) refuses requests without it."""
+
+    def __init__(self, url: str, *, secret: str = "", timeout_s: float = 3.0) -> None:
         self._url = url.rstrip("/") + "/webhook"
+        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -48,7 +52,17 @@ class ActionClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self._url, json=payload) as response:
+            async with self._session.post(self._url, json=payload, headers=self._headers) as response:
+                if response.status == 401:
+                    # Not a passing failure: every action will be refused until the two
+                    # sides are given the same secret.
+                    problem = ("configuration error: the action server refused our credentials (HTTP 401); "
+                               "CALLBOT_ACTIONS_SECRET must be set, and the same, for the bot and the action server"
+                               if self._headers else
+                               "configuration error: the action server requires a secret (HTTP 401) and "
+                               "CALLBOT_ACTIONS_SECRET is not set for the bot")
+                    log.error("action %s: %s", action, problem)
+                    raise ActionUnavailable(f"action {action}: {problem}")
                 if response.status != 200:
                     raise ActionUnavailable(f"action {action}: HTTP {response.status}")
                 body = await response.json()

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from flows.schema import TEAMS, Flow, FlowFile, QuestionFile, QuestionType
+from flows.slow_wording import slow_wording
 from voice.text_for_speech import clauses, leading_clauses
 
 __all__ = ["TEAMS", "DataError", "Flow", "Knowledge", "QuestionType", "load_knowledge"]
@@ -72,6 +73,15 @@ class Knowledge:
             if qt.answer:
                 texts += [qt.answer.text] if answers else leading_clauses(qt.answer.text)
         return texts
+
+    def fixed_texts(self) -> list[str]:
+        """Every text the bot may say that holds nothing about a caller: the texts without a
+        value, each knowledge-base answer whole, and all of these as slow speech words them.
+        Only these are kept in the audio cache; a text with a value (a SIRET read back, an
+        amount from the caller's account) is rendered for the call and never stored."""
+        texts = self.spoken_texts(answers=True)
+        answers = [qt.answer.slow or qt.answer.text for qt in self.question_types.values() if qt.answer]
+        return texts + slow_wording(texts + answers, self.prompts["slow_speech"]["repeat"])
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -5,6 +5,11 @@ Threads: PJSIP runs in the main thread (`libHandleEvents` loop; every pjsua2 cal
 made there) and its media clock thread (the audio ports); the WebSocket clients run
 on an asyncio loop in a second thread. They meet in thread-safe queues (`CallAudio`)
 and in `_actions`, the main thread's to-do list.
+
+A call rings (180) while its media stream is opened; the bot's answer to the handshake
+decides the SIP answer: 200 OK, 486 Busy Here (its lines are busy) or 503 Service
+Unavailable (down, too slow, refusing our token), so that Kamailio tries another gateway
+instead of a caller getting an answered, silent call.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pjsua2 as pj
 
-from telephony.media_client import FRAME_BYTES, CallAudio, MediaStreamClient, Transfer
+from telephony.media_client import FRAME_BYTES, Admission, CallAudio, MediaStreamClient, Transfer
 
 log = logging.getLogger("callbot.gateway")
 
@@ -41,6 +46,11 @@ class GatewaySettings:
     # Only these configured addresses are ever called or referred to (toll fraud).
     transfer_targets: str = ""
     agent_answer_timeout_s: float = 30.0  # a bridged transfer's agent leg rings this long
+    bot_timeout_s: float = 3.0        # the bot opens a call's media stream within this, else 503
+    # Presented to the bot on each media stream (Authorization: Bearer); the bot's own
+    # CALLBOT_GATEWAY_TOKEN, hence read under that name, not CALLBOT_SIP_*.
+    gateway_token: str = field(default_factory=lambda: os.environ.get("CALLBOT_GATEWAY_TOKEN", ""),
+                               repr=False)
 
     def transfer_uri(self, team: str) -> str | None:
         targets = dict(
@@ -54,6 +64,8 @@ class GatewaySettings:
             raise ValueError("sip_port must be 1..65535")
         if not 1 <= self.max_calls <= 4:
             raise ValueError("max_calls must be 1..4 (pjsua2 build limit): add gateways behind Kamailio")
+        if not 0 < self.bot_timeout_s <= 30:
+            raise ValueError("bot_timeout_s must be in ]0, 30]: callers and Kamailio wait that long")
         for pair in filter(None, self.transfer_targets.split(",")):
             if "=" not in pair or not pair.split("=", 1)[1].strip().startswith("sip:"):
                 raise ValueError(f"transfer target {pair!r} must look like team=sip:user@host")
@@ -178,10 +190,7 @@ class BotCall(pj.Call):
             self.gateway.join(self, self.agent)
         else:
             self.port.startTransmit(call_media)
-        if first:
-            info = self.getInfo()
-            self.gateway.start_stream(self, info.remoteUri, info.localUri)
-        else:
+        if not first:
             log.info("call %s: media reconnected after a re-INVITE", self.sid)
 
     def _transfer_requested(self, transfer: Transfer) -> None:
@@ -259,6 +268,9 @@ class GatewayAccount(pj.Account):
 
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
+        if not settings.gateway_token:
+            raise ValueError("CALLBOT_GATEWAY_TOKEN is not set: the bot refuses media streams without "
+                             "its gateway token (set the same value for the bot and the gateway)")
         self.settings = settings
         self.calls: dict[str, BotCall] = {}
         self.agent_legs: set[AgentCall] = set()  # held until their DISCONNECTED callback
@@ -340,9 +352,13 @@ class Gateway:
         self._stopping.set()
 
     def shutdown(self) -> None:
+        op = pj.CallOpParam(True)
+        # Answered calls get a BYE; those still ringing a 503, on which Kamailio fails over
+        # (pjsua's default there, 603 Decline, would end the caller's attempt).
+        op.statusCode = pj.PJSIP_SC_SERVICE_UNAVAILABLE
         for call in list(self.calls.values()):
             try:
-                call.hangup(pj.CallOpParam(True))
+                call.hangup(op)
             except pj.Error:
                 pass
         self.calls.clear()
@@ -350,6 +366,8 @@ class Gateway:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     def answer(self, account: pj.Account, call_id: int) -> None:
+        """Main thread, on an INVITE: rings, and opens the call's media stream; the answer
+        comes once the bot has said whether it takes the call (`_admitted`)."""
         sid = f"{next(self._ids):06d}"
         call = BotCall(self, account, call_id, sid)
         op = pj.CallOpParam()
@@ -361,9 +379,60 @@ class Gateway:
         self.calls[sid] = call
         op.statusCode = pj.PJSIP_SC_RINGING
         call.answer(op)
-        op.statusCode = pj.PJSIP_SC_OK
-        call.answer(op)
-        log.info("call %s: answered", sid)
+        info = call.getInfo()
+        client = MediaStreamClient(self.settings.bot_url, sid, _user(info.remoteUri), _user(info.localUri),
+                                   call.audio, self.settings.gateway_token)
+        call.client = client
+        log.info("call %s: ringing, opening its media stream", sid)
+        asyncio.run_coroutine_threadsafe(self._stream(sid, client, call.ended), self.loop)
+
+    async def _stream(self, sid: str, client: MediaStreamClient, ended: asyncio.Event) -> None:
+        """Asyncio thread: the call's media stream from handshake to end. Holds the sid and
+        the event, never the Call itself: see BotCall.onCallState."""
+        opening = asyncio.create_task(client.open(self.settings.bot_timeout_s))
+        hung_up = asyncio.create_task(ended.wait())
+        await asyncio.wait([opening, hung_up], return_when=asyncio.FIRST_COMPLETED)
+        hung_up.cancel()
+        if not opening.done():  # CANCEL while ringing: the half-open stream is dropped
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            log.info("call %s: the caller hung up before the bot took the call", sid)
+            return
+        try:
+            admission = opening.result()
+        except Exception:  # a bug must not leave the caller ringing
+            log.exception("call %s: opening the media stream failed", sid)
+            admission = Admission.UNAVAILABLE
+        self.run_in_main(lambda: self._admitted(sid, admission))
+        if admission is not Admission.OPEN:
+            return
+        # Already hung up (CANCEL just after the handshake): run() sends 'stop' at once.
+        reason = await client.run(ended)
+        log.info("call %s: media stream ended (%s)", sid, reason)
+        if reason != "caller_hung_up":
+            self.run_in_main(lambda: self.hang_up(sid))
+
+    def _admitted(self, sid: str, admission: Admission) -> None:
+        """Main thread: the SIP answer to a ringing call, from the bot's answer."""
+        call = self.calls.get(sid)
+        if call is None:  # the caller hung up meanwhile; its stream ends on the asyncio side
+            return
+        op = pj.CallOpParam()
+        if admission is Admission.OPEN:
+            op.statusCode = pj.PJSIP_SC_OK
+            log.info("call %s: answered", sid)
+        elif admission is Admission.BUSY:
+            op.statusCode = pj.PJSIP_SC_BUSY_HERE
+            log.warning("call %s refused with 486: the bot's lines are busy", sid)
+        else:
+            op.statusCode = pj.PJSIP_SC_SERVICE_UNAVAILABLE
+            log.warning("call %s refused with 503: the bot is unavailable", sid)
+        try:
+            call.answer(op)
+        except pj.Error as e:
+            log.warning("call %s: answer %d failed (%s): hanging up", sid, op.statusCode, e.info())
+            if call.isActive():
+                call.hangup(pj.CallOpParam(True))
 
     def run_in_main(self, action: Callable[[], None]) -> None:
         self._actions.put(action)
@@ -458,20 +527,6 @@ class Gateway:
         if call.client is not None:
             asyncio.run_coroutine_threadsafe(call.client.send_transfer_status(team, status), self.loop)
 
-    def start_stream(self, call: BotCall, remote_uri: str, local_uri: str) -> None:
-        client = MediaStreamClient(self.settings.bot_url, call.sid, _user(remote_uri), _user(local_uri),
-                                   call.audio)
-        call.client = client
-        sid, ended = call.sid, call.ended  # not the Call itself: see onCallState
-
-        async def bridge() -> None:
-            reason = await client.run(ended)
-            log.info("call %s: media stream ended (%s)", sid, reason)
-            if reason != "caller_hung_up":
-                self.run_in_main(lambda: self.hang_up(sid))
-
-        asyncio.run_coroutine_threadsafe(bridge(), self.loop)
-
 
 def _user(uri: str) -> str:
     """'"Name" <sip:0123@host>' -> '0123' (the number only, no display name)."""
@@ -482,7 +537,10 @@ def _user(uri: str) -> str:
 def run_gateway(settings: GatewaySettings) -> None:
     import signal
 
-    gateway = Gateway(settings)
+    try:
+        gateway = Gateway(settings)
+    except ValueError as e:
+        raise SystemExit(f"callbot sip: {e}") from None
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     signal.signal(signal.SIGINT, lambda *_: gateway.stop())
     gateway.start()

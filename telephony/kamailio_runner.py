@@ -4,8 +4,8 @@ Kamailio in the foreground with telephony/kamailio/kamailio.cfg."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,4 +60,8 @@ def kamailio_command(settings: KamailioSettings) -> list[str]:
 
 
 def run_kamailio(settings: KamailioSettings) -> int:
-    return subprocess.call(kamailio_command(settings))
+    """Kamailio takes this process's place: a SIGTERM sent to `callbot kamailio` (by
+    `callbot serve` stopping, or a service manager) reaches Kamailio itself."""
+    command = kamailio_command(settings)
+    os.execv(command[0], command)
+    return 1  # not reached

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import enum
 import itertools
 import json
 import logging
@@ -19,6 +20,14 @@ from voice.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 
 log = logging.getLogger("callbot.gateway.media")
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit PCM, the bridge's frame
+
+
+class Admission(enum.Enum):
+    """What the bot said to a new media stream, decided before the call is answered."""
+
+    OPEN = "open"                # handshake done, 'connected' and 'start' sent: answer 200
+    BUSY = "busy"                # HTTP 503 at the handshake, every line taken: 486 Busy Here
+    UNAVAILABLE = "unavailable"  # down, unreachable, too slow or refusing our token: 503
 
 
 @dataclass
@@ -109,38 +118,83 @@ class CallAudio:
 
 
 class MediaStreamClient:
-    def __init__(self, url: str, call_sid: str, caller: str, called: str, audio: CallAudio) -> None:
+    def __init__(self, url: str, call_sid: str, caller: str, called: str, audio: CallAudio,
+                 token: str) -> None:
         self.url = url
         self.call_sid = call_sid
         self.stream_sid = f"MZ{call_sid}"
         self.caller = caller
         self.called = called
         self.audio = audio
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending = b""
         self._started = False
         self._early_keys: list[str] = []  # pressed before the stream started: sent after 'start'
         self._sequence = itertools.count(2)  # 1 is 'start'; one count for both tracks, as Twilio
 
-    async def run(self, hangup: asyncio.Event) -> str:
-        """Bridges until the bot closes the stream (-> the gateway hangs up) or the caller
-        hangs up (`hangup` set -> 'stop' sent). Returns why it ended."""
-        async with aiohttp.ClientSession() as session:
-            try:
-                ws = await session.ws_connect(self.url, heartbeat=20)
-            except (aiohttp.ClientError, OSError) as e:
-                log.error("call %s: bot unreachable at %s: %s", self.call_sid, self.url, e)
-                return "bot_unreachable"
-            self._ws = ws
-            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            await self._send({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid, "start": {
-                "streamSid": self.stream_sid, "callSid": self.call_sid, "tracks": ["inbound"],
-                # "gateway" tells the bot it may ask this peer for transfers (not a Twilio event).
-                "customParameters": {"caller": self.caller, "called": self.called, "gateway": "callbot"},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+    def __repr__(self) -> str:  # never the token
+        return f"MediaStreamClient({self.url!r}, call {self.call_sid})"
+
+    async def open(self, timeout_s: float) -> Admission:
+        """Handshake with the bot and the first messages, before the call is answered: the
+        bot takes the call's line at the handshake, so its answer decides the SIP answer.
+        Cancelled (the caller hung up while ringing), it leaves nothing open."""
+        self._session = aiohttp.ClientSession()
+        admission = Admission.UNAVAILABLE
+        try:
+            async with asyncio.timeout(timeout_s):
+                self._ws = await self._session.ws_connect(
+                    self.url, heartbeat=20, headers={"Authorization": f"Bearer {self._token}"})
+                await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+                await self._send({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid, "start": {
+                    "streamSid": self.stream_sid, "callSid": self.call_sid, "tracks": ["inbound"],
+                    "customParameters": {"caller": self.caller, "called": self.called},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            admission = Admission.OPEN
+        except aiohttp.WSServerHandshakeError as e:
+            if e.status == 503 and (e.headers or {}).get("X-Callbot-Reason") == "busy":
+                log.warning("call %s: the bot's lines are busy (HTTP 503 at %s)", self.call_sid, self.url)
+                admission = Admission.BUSY
+            elif e.status in (401, 403):
+                # Not a passing failure: every call fails until the two tokens agree.
+                log.error("call %s: the bot refused the gateway's credentials (HTTP %d at %s): "
+                          "CALLBOT_GATEWAY_TOKEN must be the bot's", self.call_sid, e.status, self.url)
+            else:
+                log.error("call %s: the bot refused the media stream (HTTP %d at %s)",
+                          self.call_sid, e.status, self.url)
+        except TimeoutError:  # before OSError: TimeoutError is one
+            log.error("call %s: the bot did not open the media stream within %.1f s (%s)",
+                      self.call_sid, timeout_s, self.url)
+        except (aiohttp.ClientError, OSError) as e:
+            log.error("call %s: bot unreachable at %s: %s", self.call_sid, self.url, e or type(e).__name__)
+        finally:
+            if admission is not Admission.OPEN:  # refused, failed or cancelled
+                await self.close()
+        if admission is Admission.OPEN:
             self._started = True
-            for digit in self._early_keys:
+            keys, self._early_keys = self._early_keys, []
+            for digit in keys:
                 await self.send_dtmf(digit)
+        return admission
+
+    async def close(self) -> None:
+        ws, session, self._ws, self._session = self._ws, self._session, None, None
+        if ws is not None:
+            await ws.close()
+        if session is not None:
+            await session.close()
+
+    async def run(self, hangup: asyncio.Event) -> str:
+        """After `open`: bridges until the bot closes the stream (-> the gateway hangs up)
+        or the caller hangs up (`hangup` set -> 'stop' sent). Returns why it ended.
+
+        What the bot says before the call's media is up waits in `audio.to_caller`, to be
+        played from its first word once the call is answered."""
+        ws = self._ws
+        assert ws is not None, "run() after a successful open()"
+        try:
             tasks = [asyncio.create_task(c) for c in (
                 self._uplink(self.audio.inbound, "inbound"), self._uplink(self.audio.agent_inbound, "outbound"),
                 self._downlink(), self._marks())]
@@ -152,8 +206,9 @@ class MediaStreamClient:
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
-            await ws.close()
             return reason
+        finally:
+            await self.close()
 
     async def send_transfer_status(self, team: str, status: str) -> None:
         """Our own event, not Twilio's: how a bridged transfer went ('bridged', 'failed')."""

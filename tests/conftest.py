@@ -4,7 +4,6 @@ a missing model, data package or tool must not leave CI green without testing.""
 from __future__ import annotations
 
 import os
-
 import secrets
 
 import pytest

@@ -32,8 +32,10 @@ def _run_call(tmp_path, mic_audio, until=None, hold_s: float = 0.0) -> dict:
             if until is not None:
                 server.wait_for(call_id, until, timeout=60)
             page.wait_for_timeout(hold_s * 1000)
-        # hanging up writes the recording and closes the call
-        return server.wait_for(call_id, lambda r: r["ended_at"] and r["recording"], timeout=30)
+        # hanging up closes the call; its recording was written as it went
+        record = server.wait_for(call_id, lambda r: r["ended_at"] and r["recording_url"], timeout=30)
+        record["recording"] = str(server.fetch_recording(record, tmp_path / "recording.wav"))
+        return record
 
 
 def _bot_went_on(record: dict) -> tuple[np.ndarray, int]:

@@ -44,7 +44,7 @@ def var_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def action_server(tmp_path_factory):
-    """`python -m rasa_sdk --actions flows.actions.actions` on a free port, as `callbot serve` runs it."""
+    """The action server (flows/actions/server.py) on a free port, as `callbot serve` runs it."""
     if not ACTIONS_PYTHON.exists():
         pytest.fail(f"{ACTIONS_PYTHON} is missing: run 'make setup'")
     port = free_port()
@@ -75,8 +75,16 @@ def action_server(tmp_path_factory):
         stop_process(proc)
 
 
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {os.environ['CALLBOT_ADMIN_TOKEN']}"}
+
+
 async def start_client(var_dir: Path, **overrides) -> TestClient:
-    settings = load_settings(env={}, var_dir=var_dir, **overrides)
+    overrides = {"admin_token": os.environ["CALLBOT_ADMIN_TOKEN"], **overrides}
+    # env={} keeps this machine's settings out; the action server's secret is the session's
+    # (tests/conftest.py), which the action server reads from the environment too.
+    settings = load_settings(env={}, var_dir=var_dir, actions_secret=os.environ["CALLBOT_ACTIONS_SECRET"],
+                             **overrides)
     client = TestClient(TestServer(create_app(settings, voice=False)))
     await client.start_server()
     return client
@@ -255,7 +263,7 @@ async def test_call_and_turns_are_stored(client):
     await send(client, sid, dtmf="0")
     await send(client, sid, text="au revoir")  # still in handoff: the caller waits
 
-    resp = await client.get(f"/api/calls/{call_id}")
+    resp = await client.get(f"/api/calls/{call_id}", headers=admin_headers())
     assert resp.status == 200
     call = await resp.json()
     assert call["id"] == call_id and call["channel"] == "text"
@@ -286,7 +294,7 @@ async def test_slow_speech_on_the_text_channel(client):
     assert slow["slow"] and "Je répète : 30 jours." in slow["replies"]
     back = await send(client, sid, text="vous pouvez parler normalement")
     assert not back["slow"]
-    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
     changes = [e["data"] for e in call["events"] if e["kind"] == "slow_speech"]
     assert changes == [{"on": True, "reason": "asked"}, {"on": False, "reason": "asked"}]
 
@@ -295,12 +303,35 @@ async def test_goodbye_closes_the_call(client):
     session = await open_session(client)
     body = await send(client, session["session_id"], text="merci, au revoir")
     assert body["ended"] is True
-    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
     assert call["outcome"] == "completed" and call["ended_at"] is not None
 
 
 async def test_unknown_call(client):
-    await expect_error(await client.get("/api/calls/nope"), 404, "unknown call")
+    await expect_error(await client.get("/api/calls/nope", headers=admin_headers()), 404, "unknown call")
+
+
+async def test_call_records_need_the_admin_token(client):
+    session = await open_session(client)
+    for path in (f"/api/calls/{session['call_id']}", f"/api/calls/{session['call_id']}/recording"):
+        await expect_error(await client.get(path), 401, "credentials")
+        await expect_error(await client.get(path, headers={"Authorization": "Basic YWRtaW46YWRtaW4="}), 401)
+        await expect_error(await client.get(path, headers={"Authorization": "Bearer not-the-token"}), 403)
+    call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
+    # The record names its recording by route, never by a path on the server's disk.
+    assert "recording" not in call and call["recording_url"] is None  # the text channel records no audio
+    resp = await client.get(f"/api/calls/{session['call_id']}/recording", headers=admin_headers())
+    await expect_error(resp, 404, "no recording")
+
+
+async def test_call_records_are_closed_without_an_admin_token(var_dir, client):
+    closed = await start_client(var_dir, admin_token="", actions_url=f"http://127.0.0.1:{free_port()}")
+    try:
+        session = await open_session(closed)
+        resp = await closed.get(f"/api/calls/{session['call_id']}", headers=admin_headers())
+        await expect_error(resp, 403, "CALLBOT_ADMIN_TOKEN")
+    finally:
+        await closed.close()
 
 
 async def test_session_expires(client_short_ttl):
@@ -310,7 +341,7 @@ async def test_session_expires(client_short_ttl):
     await asyncio.sleep(0.6)
     resp = await client.post(f"/api/chat/{session['session_id']}/messages", json={"text": "bonjour"})
     await expect_error(resp, 404, "expired")
-    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
     assert call["outcome"] == "expired" and call["ended_at"] is not None
 
 
@@ -362,7 +393,7 @@ async def test_no_but_a_question_is_answered_not_taken_for_a_goodbye(client):
                                         "combien de temps")
     assert body["intent"] == "attestation_vigilance" and body["team"] == "attestations", body
     assert body["ended"] is False and body["awaiting"] == "confirmation"
-    call = await (await client.get(f"/api/calls/{session['call_id']}")).json()
+    call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
     assert [t for t in call["turns"] if t["speaker"] == "caller"][-1]["intent"] == "attestation_vigilance"
     assert (await send(client, sid, text="non merci"))["ended"] is True
 

@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from bot.caller_sim import CallerVoice, bot_server, timeline
+from bot.caller_sim import CallerVoice, bot_server, gateway_headers, timeline
 from tests.callers import spectral_match
 from voice.codecs import pcm16_to_ulaw, resample, ulaw_to_pcm16
 
@@ -44,7 +44,8 @@ async def stream_call(server, audio_16k: np.ndarray, sid: str) -> tuple[list[byt
     ulaw = pcm16_to_ulaw(resample(audio_16k.astype(np.int16), 16000, 8000).tobytes())
     received: list[bytes] = []
     events: list[dict] = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(server)) as ws:
+    headers = gateway_headers(server.gateway_token)
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(server), headers=headers) as ws:
         for m in start_messages(sid):
             await ws.send_str(json.dumps(m))
 
@@ -107,10 +108,10 @@ def test_question_over_the_media_stream_is_answered(server):
 def test_protocol_violations_close_only_that_stream(server, bad, reason):
     async def scenario():
         async with aiohttp.ClientSession() as session:
-            good = await session.ws_connect(ws_url(server))
+            good = await session.ws_connect(ws_url(server), headers=gateway_headers(server.gateway_token))
             for m in start_messages("MZgood"):
                 await good.send_str(json.dumps(m))
-            bad_ws = await session.ws_connect(ws_url(server))
+            bad_ws = await session.ws_connect(ws_url(server), headers=gateway_headers(server.gateway_token))
             for m in start_messages("MZbad"):
                 await bad_ws.send_str(json.dumps(m))
             await bad_ws.send_str(bad)

@@ -157,7 +157,8 @@ def test_five_simultaneous_calls(stack, greeting_s, tmp_path):
 
 
 class RawSipCall:
-    """A minimal UAC on a UDP socket, for what baresip 1.0 cannot send (SIP INFO DTMF)."""
+    """A minimal UAC on a UDP socket, for what baresip 1.0 cannot send (SIP INFO DTMF) or
+    show (each response to an INVITE, a CANCEL while it rings)."""
 
     def __init__(self, port: int) -> None:
         import socket
@@ -172,23 +173,29 @@ class RawSipCall:
         self.local = self.sock.getsockname()[1]
         self.call_id, self.tag, self.cseq = uuid.uuid4().hex, uuid.uuid4().hex[:8], 0
         self.to = f"<sip:bot@127.0.0.1:{port}>"
+        self.invite_branch, self.invite_cseq = "", 0
+        self.provisional: list[str] = []  # status lines of the 1xx answers to the INVITE
 
-    def _send(self, method: str, body: str = "", content_type: str = "", cseq: int | None = None) -> None:
+    def _send(self, method: str, body: str = "", content_type: str = "", cseq: int | None = None,
+              branch: str | None = None) -> str:
         import uuid
 
         if cseq is None:
             self.cseq += 1
+        branch = branch or f"z9hG4bK{uuid.uuid4().hex[:12]}"
         headers = [
             f"{method} sip:bot@127.0.0.1:{self.port} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.local};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.local};branch={branch};rport",
             "Max-Forwards: 70", f"From: <sip:caller@127.0.0.1>;tag={self.tag}", f"To: {self.to}",
             f"Call-ID: {self.call_id}", f"CSeq: {cseq or self.cseq} {method}",
             f"Contact: <sip:caller@127.0.0.1:{self.local}>",
         ] + ([f"Content-Type: {content_type}"] if content_type else []) + [f"Content-Length: {len(body)}"]
         self.sock.sendto(("\r\n".join(headers) + "\r\n\r\n" + body).encode(), ("127.0.0.1", self.port))
+        return branch
 
-    def _final(self, method: str, timeout: float = 10.0) -> str:
-        """The first final response to `method`; requests from the far end get a 200."""
+    def _response(self, method: str, timeout: float = 10.0, *, final: bool = True) -> str:
+        """The first final response to `method` (with `final=False`, the first ringing
+        or final one); requests from the far end get a 200."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -205,22 +212,51 @@ class RawSipCall:
                 self.sock.sendto(("\r\n".join(answer) + "\r\n\r\n").encode(), ("127.0.0.1", self.port))
                 continue
             code = int(lines[0].split()[1])
-            if code >= 200 and any(h.startswith("CSeq:") and h.endswith(method) for h in lines):
+            if not any(h.startswith("CSeq:") and h.endswith(method) for h in lines):
+                continue
+            if code < 200:
                 if method == "INVITE":
-                    self.to = next(h for h in lines if h.startswith("To:")).split(":", 1)[1].strip()
+                    self.provisional.append(lines[0])
+                if final or code < 180:
+                    continue
                 return lines[0]
+            if method == "INVITE":
+                self.to = next(h for h in lines if h.startswith("To:")).split(":", 1)[1].strip()
+            return lines[0]
         return ""
 
-    def invite(self) -> str:
+    def _final(self, method: str, timeout: float = 10.0) -> str:
+        return self._response(method, timeout)
+
+    def send_invite(self) -> None:
         rtp = self.rtp.getsockname()[1]
         sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                f"m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
                "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
-        self._send("INVITE", sdp, "application/sdp")
-        status = self._final("INVITE")
-        if status.startswith("SIP/2.0 200"):
+        self.invite_branch = self._send("INVITE", sdp, "application/sdp")
+        self.invite_cseq = self.cseq
+
+    def ringing(self, timeout: float = 5.0) -> str:
+        """After `send_invite`: the first 18x (or final) answer."""
+        return self._response("INVITE", timeout, final=False)
+
+    def answer(self, timeout: float = 10.0) -> str:
+        """After `send_invite`: the final answer, acknowledged."""
+        status = self._final("INVITE", timeout)
+        if status.startswith("SIP/2.0 2"):
             self._send("ACK", cseq=self.cseq)
+        elif status:  # a refusal's ACK belongs to the INVITE's transaction: its branch
+            self._send("ACK", cseq=self.invite_cseq, branch=self.invite_branch)
         return status
+
+    def invite(self, timeout: float = 10.0) -> str:
+        self.send_invite()
+        return self.answer(timeout)
+
+    def cancel(self) -> str:
+        """While the INVITE rings: the CANCEL's own answer (the INVITE's is `answer()`)."""
+        self._send("CANCEL", cseq=self.invite_cseq, branch=self.invite_branch)
+        return self._final("CANCEL")
 
     def info_dtmf(self, digit: str) -> str:
         self._send("INFO", f"Signal={digit}\r\nDuration=160\r\n", "application/dtmf-relay")
@@ -229,9 +265,12 @@ class RawSipCall:
     def bye(self) -> str:
         self._send("BYE")
         status = self._final("BYE")
+        self.close()
+        return status
+
+    def close(self) -> None:
         self.sock.close()
         self.rtp.close()
-        return status
 
 
 def test_key_zero_by_sip_info_asks_for_a_human(stack):

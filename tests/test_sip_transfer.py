@@ -3,8 +3,6 @@ phone calls the agent) and bridged (the gateway calls the agent, briefs them, jo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -61,6 +59,7 @@ def test_bridged_transfer_briefs_the_agent_then_joins_caller_and_agent(tmp_path)
                             dtmf=[(2.0, "0")])
         agent_side = agent.stop()
         record = server.wait_for(sip_calls(server)[-1]["id"], lambda r: r["ended_at"] is not None, timeout=20)
+        recording = server.fetch_recording(record, tmp_path / "recording.wav")
     assert result.established and agent_side.established, (result.log[-2000:], agent_side.log[-2000:])
     kinds = [e["kind"] for e in record["events"]]
     assert "transfer_requested" in kinds and "transfer_bridged" in kinds, record["events"]
@@ -88,7 +87,7 @@ def test_bridged_transfer_briefs_the_agent_then_joins_caller_and_agent(tmp_path)
     assert spectral_match(agent_heard, telephone(caller_words)) > 0.9
     assert spectral_match(caller_heard, telephone(agent_words)) > 0.9
     # and the bot's recording kept both sides: caller left, agent right
-    samples, _, channels = read_stereo(Path(record["recording"]))
+    samples, _, channels = read_stereo(recording)
     assert channels == 2
     stereo = samples.reshape(-1, 2).astype(np.float32)
     assert spectral_match(stereo[:, 1], telephone(agent_words)) > 0.9

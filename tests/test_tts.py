@@ -4,6 +4,8 @@ English test voice, which only exercises the Piper code path)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from pipecat.frames.frames import ErrorFrame, TTSAudioRawFrame
@@ -123,7 +125,7 @@ def test_piper_speed(piper):
 
 def test_renderer_caches_clauses(piper, tmp_path):
     renderer = SpeechRenderer(piper, tmp_path)
-    folder = tmp_path / piper.name
+    folder = tmp_path / piper.name / "fixed"
     style = SpeechStyle(sentence_pause_s=0.25)
     clause = "Thank you for calling."
 
@@ -150,6 +152,39 @@ def test_renderer_caches_clauses(piper, tmp_path):
     again = SpeechRenderer(piper, tmp_path)
     assert again.is_cached(clause, style)
     assert again.render_clause(clause, style) == first
+
+
+def test_renderer_keeps_only_cacheable_clauses(piper, tmp_path):
+    """A clause with a caller's value is rendered for the call and never written."""
+    fixed = "Est-ce exact ?"
+    renderer = SpeechRenderer(piper, tmp_path, cacheable={fixed}.__contains__)
+    style = SpeechStyle()
+    said = renderer.render("J'ai noté : 732 829 320 00074. Est-ce exact ?", style)
+    assert rms(np.frombuffer(said, dtype=np.int16)) > 300
+    files = list(tmp_path.rglob("*.pcm"))
+    assert len(files) == 1 and renderer.is_cached(fixed, style)
+    assert not renderer.is_cached("J'ai noté : 732 829 320 00074.", style)
+    assert renderer.prerender(["Vous devez 1 234 euros."], style) == 0
+    assert len(list(tmp_path.rglob("*.pcm"))) == 1
+
+
+def test_renderer_drops_an_older_cache_of_every_clause(piper, tmp_path):
+    """Older versions kept every clause said, flat in the engine's folder: the fixed
+    ones are kept, the rest (values possibly among them) deleted."""
+    style, slow = SpeechStyle(), SpeechStyle(speed=0.85, sentence_pause_s=0.6)
+    old = SpeechRenderer(piper, tmp_path)
+    texts = ["Bonjour.", "J'ai noté : 732 829 320 00074."]
+    for text in texts:
+        for s in (style, slow):
+            old.render_clause(text, s)
+            path = old.cache_path(text, s)
+            path.rename(tmp_path / piper.name / path.name)   # where an older version put it
+    (tmp_path / piper.name / "x.123.tmp").write_bytes(b"")
+    renderer = SpeechRenderer(piper, tmp_path, cacheable={"Bonjour."}.__contains__)
+    assert renderer.drop_legacy(["Bonjour."], [style, slow]) == 3
+    assert not list((tmp_path / piper.name).glob("*.pcm"))
+    assert renderer.is_cached("Bonjour.", style) and renderer.is_cached("Bonjour.", slow)
+    assert not renderer.is_cached(texts[1], style) and not renderer.is_cached(texts[1], slow)
 
 
 async def test_renderer_text_is_cut_into_clauses(piper, tmp_path):
@@ -230,3 +265,25 @@ def test_slow_style_on_piper_is_slower_with_pauses_before_figures(piper, tmp_pat
     assert slow_span >= normal_span * 1.1 + 2 * 0.35 * 0.8, (normal_span, slow_span)
     assert len([p for p in slow_pauses if p >= 0.3]) >= len([p for p in normal_pauses if p >= 0.3]) + 2, \
         (normal_pauses, slow_pauses)
+
+
+async def test_pipecat_debug_log_never_holds_what_is_said(piper, tmp_path, capsys):
+    """`callbot -v serve` logs pipecat in debug: the texts it carries (a SIRET read back)
+    are redacted before they reach the log."""
+    from loguru import logger
+    from pipecat.frames.frames import TTSSpeakFrame
+    from pipecat.tests.utils import run_test
+
+    from bot.cli import _setup_logging
+
+    _setup_logging(verbose=True)
+    try:
+        renderer = SpeechRenderer(piper, tmp_path, cacheable=lambda _clause: False)
+        await run_test(RenderedTTSService(renderer=renderer),
+                       frames_to_send=[TTSSpeakFrame("J'ai noté : 732 829 320 00074.")], expected_down_frames=None)
+        logged = capsys.readouterr().err
+    finally:  # the sink writes to this test's captured stderr: not after it
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+    assert "Generating TTS [redacted]" in logged
+    assert "732" not in logged and "noté" not in logged

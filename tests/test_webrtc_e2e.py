@@ -129,7 +129,7 @@ def test_caller_says_goodbye_and_the_bot_hangs_up(tmp_path, caller_voice, render
     assert record["outcome"] == "completed"
     bot_turns = [t["text"] for t in record["turns"] if t["speaker"] == "bot"]
     assert "Au revoir" in bot_turns[-1]
-    assert record["recording"] and record["recording"].endswith(".wav")
+    assert record["recording_url"] == f"/api/calls/{call_id}/recording"
 
 
 def test_silent_caller_is_prompted_then_the_call_ends(tmp_path, renderer):

@@ -4,6 +4,10 @@ Kokoro on one thread of this CPU renders about as fast as it speaks, so every te
 without a value and the leading clauses of each knowledge-base answer are pre-rendered
 once (`callbot models provision`, Knowledge.spoken_texts). During a call the rest is
 rendered clause by clause, each while the one before it plays.
+
+The cache keeps only the clauses its owner says are `cacheable` (the server: the clauses
+of texts that hold nothing about a caller). A clause with a caller's value (a SIRET read
+back, an amount due) is rendered for the call and never written to disk.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,12 +31,17 @@ log = logging.getLogger("callbot.voice.tts")
 
 
 class SpeechRenderer:
-    def __init__(self, engine: SpeechEngine, cache_dir: Path) -> None:
+    def __init__(self, engine: SpeechEngine, cache_dir: Path, *,
+                 cacheable: Callable[[str], bool] | None = None) -> None:
+        """`cacheable`: which clauses may be kept on disk; None: all (tools rendering
+        texts they know hold nothing personal)."""
         self.engine = engine
-        self._dir = cache_dir / engine.name
+        self._root = cache_dir / engine.name
+        self._dir = self._root / "fixed"
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._cacheable = cacheable or (lambda _clause: True)
 
-    def _path(self, clause: str, style: SpeechStyle) -> Path:
+    def cache_path(self, clause: str, style: SpeechStyle) -> Path:
         key = f"{clause}|{style.speed:.3f}|{PIPELINE_RATE}"
         if style.sentence_pause_s != SpeechStyle.sentence_pause_s or style.figure_pause_s:
             key += f"|{style.sentence_pause_s:.2f}|{style.figure_pause_s:.2f}"
@@ -41,7 +50,7 @@ class SpeechRenderer:
     def render_clause(self, clause: str, style: SpeechStyle) -> bytes:
         """Blocking: cached PCM, or synthesise and cache it (with the pause after it, and
         one before each figure when the style asks for it)."""
-        path = self._path(clause, style)
+        path = self.cache_path(clause, style)
         try:
             return path.read_bytes()
         except FileNotFoundError:
@@ -54,6 +63,8 @@ class SpeechRenderer:
             parts += ([gap] if i else []) + [resample(audio, self.engine.sample_rate, PIPELINE_RATE)]
         parts.append(np.zeros(int(style.sentence_pause_s * PIPELINE_RATE), dtype=np.int16))
         pcm = np.concatenate(parts).astype(np.int16).tobytes()
+        if not self._cacheable(clause):
+            return pcm
         # Two calls may render the same new clause at once: each writes its own file.
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(pcm)
@@ -61,7 +72,7 @@ class SpeechRenderer:
         return pcm
 
     def is_cached(self, text: str, style: SpeechStyle) -> bool:
-        return all(self._path(c, style).is_file() for c in clauses(text))
+        return all(self.cache_path(c, style).is_file() for c in clauses(text))
 
     def render(self, text: str, style: SpeechStyle) -> bytes:
         return b"".join(self.render_clause(c, style) for c in clauses(text))
@@ -99,7 +110,7 @@ class SpeechRenderer:
         """Render the clauses of `texts` missing from the cache, `workers` at a time (each
         synthesis on its own thread of the engine); returns how many were synthesised."""
         missing = [c for c in dict.fromkeys(c for t in texts for c in clauses(t))
-                   if not self._path(c, style).is_file()]
+                   if self._cacheable(c) and not self.cache_path(c, style).is_file()]
         if workers <= 1:
             for clause in missing:
                 self.render_clause(clause, style)
@@ -107,3 +118,23 @@ class SpeechRenderer:
             with ThreadPoolExecutor(workers, thread_name_prefix="prerender") as pool:
                 list(pool.map(lambda c: self.render_clause(c, style), missing))
         return len(missing)
+
+    def drop_legacy(self, texts: Iterable[str], styles: Iterable[SpeechStyle]) -> int:
+        """Caches written before the `cacheable` rule kept every clause said, values
+        included, flat in the engine's folder: the clauses of `texts` in `styles` move into
+        the cache, everything else there is deleted. Returns how many files were deleted."""
+        keep = {self.cache_path(c, style).name for style in styles for t in texts for c in clauses(t)}
+        deleted = 0
+        for path in [*self._root.glob("*.pcm"), *self._root.glob("*.tmp")]:
+            try:
+                if path.name in keep:
+                    path.replace(self._dir / path.name)
+                else:
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:  # another process (a second server) got there first
+                continue
+        if deleted:
+            log.info("audio cache: %d clauses of an older cache deleted (they may have held callers' values)",
+                     deleted)
+        return deleted

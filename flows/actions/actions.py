@@ -3,24 +3,47 @@
 Slots in (tracker.slots) and out (slot events) are the contract with the flows:
 
 - action_identify: in `siret`, `code_postal`, `identification_failures`; out `identified`,
-  `account_id` (opaque reference, never the SIRET), `identification_failures`,
-  `identification_locked`, and `si_unavailable` when the SI cannot be reached. Silent:
-  the flow says what happens next.
+  `account_id`, `identification_failures`, `identification_locked`, and `si_unavailable`
+  when the SI cannot be reached. Silent: the flow says what happens next.
 - action_account_summary, action_online_failure (`account_status`), action_threshold
   (`threshold_alert`), action_attestation_request (in `attestation_kind`; out
-  `attestation_requested`): need `identified` and `account_id`; without them they say
-  identification is needed and give no figure.
+  `attestation_requested`): need `identified` and a valid `account_id` token; without
+  them they say identification is needed and give no figure.
 - action_declaration_deadline: the next declaration deadlines (no identification).
 
+Nothing the request says about identity is believed. Whoever can reach the webhook
+chooses every slot, so:
+
+- `account_id` is an identification token, opaque to the dialogue: this server signs it
+  when the SI verified the caller, and only such a token names the account an action
+  reads. Format: `<ref>.<expiry>.<mac>`, ref = the SI's account reference (base64url,
+  unpadded), expiry = Unix seconds (TOKEN_TTL_S after signing), mac = base64url of
+  HMAC-SHA256(key, JSON ["callbot-identification-v1", sender_id, "<ref>.<expiry>"]) with
+  key = HMAC-SHA256(CALLBOT_ACTIONS_SECRET, "callbot identification token key v1"). The
+  sender_id is the call: a token copied into another call, expired or altered proves
+  nothing, and neither does `identified: true` on its own.
+- Failed identifications are counted here, per call (sender_id), in this process (so the
+  server runs as a single process: flows/actions/server.py). The request's
+  `identification_failures` can raise the count, never lower it.
+
 Texts are French, in short sentences, with amounts and dates written for the TTS
-("1 234,50 euros", "le 31 juillet 2026"). Nothing personal is logged.
+("1 234,50 euros", "le 31 juillet 2026"). Nothing personal is logged: no SIRET, account
+reference or token.
 """
 
 from __future__ import annotations
 
 import abc
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import logging
+import os
+import time
 import unicodedata
+from collections import OrderedDict
 from datetime import date
 from typing import Any
 
@@ -46,6 +69,12 @@ from flows.identifiers import normalize_digits, postcode_is_valid, siret_is_vali
 log = logging.getLogger("callbot.actions")
 
 MAX_TRIES_PER_CALL = 3
+TOKEN_TTL_S = 2 * 3600
+# A call's failure count is kept as long as a token lives; the bound keeps a flood of
+# made-up call ids from growing the process without limit.
+FAILURES_TTL_S = TOKEN_TTL_S
+MAX_CALLS_TRACKED = 20_000
+SECRET_ENV = "CALLBOT_ACTIONS_SECRET"
 
 NEED_IDENTIFICATION = (
     "Pour vous donner cette information, je dois d'abord vérifier votre identité, "
@@ -86,7 +115,7 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes", "oui") if value is not None else False
 
 
-def _failures(tracker: Tracker) -> int:
+def _claimed_failures(tracker: Tracker) -> int:
     value = tracker.get_slot("identification_failures")
     try:
         return max(0, int(value)) if value not in (None, "") else 0
@@ -94,12 +123,102 @@ def _failures(tracker: Tracker) -> int:
         return 0
 
 
+class CallFailures:
+    """Failed identifications per call, kept by this process: the request cannot lower
+    them. Entries go FAILURES_TTL_S after their last change, the oldest first when more
+    than `max_calls` calls are tracked."""
+
+    def __init__(self, ttl_s: float = FAILURES_TTL_S, max_calls: int = MAX_CALLS_TRACKED) -> None:
+        self._ttl_s = ttl_s
+        self._max_calls = max_calls
+        self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def _expire(self, now: float) -> None:
+        # Ordered by last change: the expired ones are at the front.
+        while self._entries:
+            sender_id, (_, changed) = next(iter(self._entries.items()))
+            if now - changed < self._ttl_s:
+                break
+            del self._entries[sender_id]
+
+    def get(self, sender_id: str) -> int:
+        self._expire(time.monotonic())
+        entry = self._entries.get(sender_id)
+        return entry[0] if entry else 0
+
+    def raise_to(self, sender_id: str, failures: int) -> int:
+        """Sets the count to `failures` unless it is already higher; returns the count."""
+        now = time.monotonic()
+        self._expire(now)
+        count = max(failures, self.get(sender_id))
+        self._entries[sender_id] = (count, now)
+        self._entries.move_to_end(sender_id)
+        while len(self._entries) > self._max_calls:
+            self._entries.popitem(last=False)
+        return count
+
+
+call_failures = CallFailures()
+
+
+# ---------------------------------------------------------------- identification tokens
+
+
+def _token_key() -> bytes | None:
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        return None
+    # Derived, not the secret itself: a token's MAC tells nothing usable on /webhook.
+    return hmac.new(secret.encode(), b"callbot identification token key v1", hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _token_mac(key: bytes, sender_id: str, payload: str) -> str:
+    message = json.dumps(["callbot-identification-v1", sender_id, payload], separators=(",", ":"))
+    return _b64(hmac.new(key, message.encode(), hashlib.sha256).digest())
+
+
+def sign_identification(sender_id: str, ref: str, now: float | None = None) -> str:
+    """The token proving that the caller of `sender_id` was verified as the holder of `ref`."""
+    key = _token_key()
+    if key is None:
+        raise RuntimeError(f"{SECRET_ENV} is not set: identification tokens cannot be signed")
+    expiry = int(time.time() if now is None else now) + TOKEN_TTL_S
+    payload = f"{_b64(ref.encode())}.{expiry}"
+    return f"{payload}.{_token_mac(key, sender_id, payload)}"
+
+
+def verified_account(token: Any, sender_id: str, now: float | None = None) -> str | None:
+    """The account reference in `token` when this server signed it for this call and it
+    has not expired; None for anything else."""
+    key = _token_key()
+    if key is None or not isinstance(token, str) or not token.isascii():
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    payload = f"{parts[0]}.{parts[1]}"
+    # The MAC is compared in its encoded form: a re-spelled encoding of the same bytes
+    # would not be the token that was signed.
+    if not hmac.compare_digest(_token_mac(key, sender_id, payload).encode(), parts[2].encode()):
+        return None
+    if int(parts[1]) <= (time.time() if now is None else now):
+        return None
+    try:
+        ref = base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return ref or None
+
+
 def identified_account(tracker: Tracker) -> str | None:
     """The account reference when the caller was identified in this call, else None."""
-    ref = tracker.get_slot("account_id")
-    if _truthy(tracker.get_slot("identified")) and isinstance(ref, str) and ref:
-        return ref
-    return None
+    if not _truthy(tracker.get_slot("identified")):
+        return None
+    return verified_account(tracker.get_slot("account_id"), tracker.sender_id)
 
 
 def _not_identified(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
@@ -318,20 +437,21 @@ class ActionIdentify(Action):
         return "action_identify"
 
     @staticmethod
-    def _outcome(identified: bool, ref: str | None, failures: int, locked: bool) -> list[dict[str, Any]]:
-        return [SlotSet("identified", identified), SlotSet("account_id", ref),
+    def _outcome(identified: bool, token: str | None, failures: int, locked: bool) -> list[dict[str, Any]]:
+        return [SlotSet("identified", identified), SlotSet("account_id", token),
                 SlotSet("identification_failures", failures), SlotSet("identification_locked", locked)]
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
-        failures = _failures(tracker)
+        sender_id = tracker.sender_id
+        failures = call_failures.raise_to(sender_id, _claimed_failures(tracker))
         if failures >= MAX_TRIES_PER_CALL:
             return self._outcome(False, None, failures, True)
         siret = normalize_digits(tracker.get_slot("siret"))
         postcode = normalize_digits(tracker.get_slot("code_postal"))
         if not (siret_is_valid(siret) and postcode_is_valid(postcode)):
-            failures += 1
-            log.info("%s: identification refused locally (malformed), try %d", tracker.sender_id, failures)
+            failures = call_failures.raise_to(sender_id, failures + 1)
+            log.info("%s: identification refused locally (malformed), try %d", sender_id, failures)
             return self._outcome(False, None, failures, failures >= MAX_TRIES_PER_CALL)
         try:
             result = await information_system().identify(siret, postcode)
@@ -339,11 +459,16 @@ class ActionIdentify(Action):
             return _unavailable(dispatcher, self.name(), e) + [
                 SlotSet("identified", False), SlotSet("account_id", None)]
         if result.verified:
-            log.info("%s: identification verified", tracker.sender_id)
-            return self._outcome(True, result.account_ref, failures, False) + [SlotSet("si_unavailable", False)]
-        failures += 1
+            try:
+                token = sign_identification(sender_id, result.account_ref)
+            except RuntimeError as e:   # started without the secret (not through server.py)
+                return _unavailable(dispatcher, self.name(), e) + [
+                    SlotSet("identified", False), SlotSet("account_id", None)]
+            log.info("%s: identification verified", sender_id)
+            return self._outcome(True, token, failures, False) + [SlotSet("si_unavailable", False)]
+        failures = call_failures.raise_to(sender_id, failures + 1)
         locked = result.outcome == "locked" or failures >= MAX_TRIES_PER_CALL
-        log.info("%s: identification %s, try %d", tracker.sender_id, result.outcome, failures)
+        log.info("%s: identification %s, try %d", sender_id, result.outcome, failures)
         return self._outcome(False, None, failures, locked) + [SlotSet("si_unavailable", False)]
 
 
