@@ -63,7 +63,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, dict[int, str], Path]:
             pass
     port = free_port()
     log = tmp / "serve.log"
-    env = {**os.environ, "CALLBOT_PORT": str(port), "CALLBOT_VAR_DIR": str(tmp / "var"),
+    env = {**os.environ, "CALLBOT_PORT": str(port),
            "CALLBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'calls.sqlite3'}",
            "CALLBOT_KAMAILIO_RUN_DIR": str(tmp / "kamailio")}
     for name in ("CALLBOT_ACTIONS_SECRET", "CALLBOT_GATEWAY_TOKEN"):
