@@ -26,8 +26,11 @@ def llm():
 
 
 def test_first_audio_of_a_generated_answer_leaves_before_the_answer_is_complete(tmp_path, llm):
-    # Each sentence takes 2.5 s to come: the whole answer 5 s after the first one.
-    llm.script = Script(pieces=[s + " " for s in SENTENCES], piece_delay_s=2.5)
+    # Each sentence takes 4 s to come (a small local model on a CPU): the whole answer 8 s
+    # after the first one. The first sentence, never said before, is rendered while the
+    # caller waits (about as long as it is spoken here): its first words, up to its comma,
+    # must be heard while the model is still writing.
+    llm.script = Script(pieces=[s + " " for s in SENTENCES], piece_delay_s=4.0)
     question = CallerVoice("jm_kumo").say(
         "Je vends mon fonds de commerce et mes deux employées restent avec le nouveau propriétaire, "
         "qu'est-ce que je dois déclarer ?")

@@ -318,9 +318,12 @@ SHORT_FIRST = ("Oui, c'est possible. Vous pouvez faire la démarche depuis votre
 async def test_the_next_clause_renders_while_the_one_before_plays(kokoro, tmp_path):
     assert len(clauses(LONG_FIRST)) == 3
     engine = TimedEngine(kokoro)
-    _, blocks = await play(SpeechRenderer(engine, tmp_path), LONG_FIRST)
-    assert len(blocks) == len(engine.calls) == 3
-    for n in (1, 2):
+    renderer = SpeechRenderer(engine, tmp_path)
+    pieces = renderer.pieces(LONG_FIRST, STYLE)   # not in the cache: the first sentence from its comma
+    assert len(pieces) == 4
+    _, blocks = await play(renderer, LONG_FIRST)
+    assert len(blocks) == len(engine.calls) == len(pieces)
+    for n in range(1, len(pieces)):
         _, start, end = engine.calls[n]
         asked, came, _ = blocks[n]
         previous_came, previous_plays = blocks[n - 1][1], blocks[n - 1][2]

@@ -152,8 +152,9 @@ def test_five_simultaneous_calls(stack, greeting_s, tmp_path):
     calls = sip_calls(server)[before:]
     assert len(calls) == 5
     for record in calls:
-        assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"]), record
-        assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"]), record
+        said = [(t["speaker"], t["intent"], t["text"][:80], t["start_ms"]) for t in record["turns"]]
+        assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"]), said
+        assert any(t["speaker"] == "bot" and t["intent"] == "plafond_micro" for t in record["turns"]), said
 
 
 class RawSipCall:

@@ -61,6 +61,12 @@ def clauses(text: str, long_sentence: int = 110, max_chars: int = 200) -> list[s
     return out
 
 
+def comma_pieces(clause: str) -> list[str]:
+    """A clause cut at its commas: what a sentence not in the audio cache is rendered as,
+    so that its first words are heard after rendering a few words, not the sentence."""
+    return [p.strip() for p in _COMMA.split(clause) if p.strip()]
+
+
 _FIGURE_START = re.compile(r"(?<=\s)(?=\d)")
 
 
