@@ -54,7 +54,8 @@ def presented_secrets(request: Request) -> list[str]:
 def is_authorized(request: Request, secret: str) -> bool:
     expected = secret.encode()
     # Every candidate is compared, in constant time each: how far a guess matched stays hidden.
-    matches = [hmac.compare_digest(candidate.encode(), expected) for candidate in presented_secrets(request)]
+    matches = [hmac.compare_digest(candidate.encode("utf-8", "replace"), expected)
+               for candidate in presented_secrets(request)]
     return any(matches)
 
 
