@@ -148,10 +148,8 @@ class CallFailures:
 
     def raise_to(self, sender_id: str, failures: int) -> int:
         """Sets the count to `failures` unless it is already higher; returns the count."""
-        now = time.monotonic()
-        self._expire(now)
-        count = max(failures, self.get(sender_id))
-        self._entries[sender_id] = (count, now)
+        count = max(failures, self.get(sender_id))   # get() drops the expired entries
+        self._entries[sender_id] = (count, time.monotonic())
         self._entries.move_to_end(sender_id)
         while len(self._entries) > self._max_calls:
             self._entries.popitem(last=False)
