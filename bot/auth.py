@@ -1,6 +1,6 @@
 """Who may use which route: bearer tokens from the environment (the admin token for call
 records, the gateway token on the media stream) and Twilio's request signature for a
-CPaaS media stream. The agent-hub's users and roles build on `require_admin`."""
+CPaaS media stream. Users, roles and sessions are in bot/agents/access.py."""
 
 from __future__ import annotations
 
@@ -48,29 +48,3 @@ def twilio_signature_ok(request: web.Request, auth_token: str, public_url: str |
     if not auth_token or not presented:
         return False
     return token_matches(presented, twilio_signature(auth_token, public_url or str(request.url)))
-
-
-def require_admin(token: Callable[[web.Request], str]) -> Callable[[Handler], Handler]:
-    """Decorator: the route answers only a request carrying `Authorization: Bearer <admin
-    token>`; 401 without credentials, 403 with wrong ones or when no token is configured
-    (then nobody reads these routes)."""
-
-    def decorate(handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            expected = token(request)
-            presented = bearer_token(request)
-            if presented is None:
-                raise web.HTTPUnauthorized(reason="credentials required (Authorization: Bearer <admin token>)",
-                                           headers={"WWW-Authenticate": 'Bearer realm="callbot"'})
-            if not token_matches(presented, expected):
-                log.warning("refused %s %s from %s: wrong or unconfigured admin token",
-                            request.method, request.path, request.remote)
-                raise web.HTTPForbidden(reason="not allowed" if expected else
-                                        "call records are closed: no CALLBOT_ADMIN_TOKEN is configured")
-            return await handler(request)
-
-        guarded.__name__ = handler.__name__
-        guarded.__doc__ = handler.__doc__
-        return guarded
-
-    return decorate

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.agents.hub import TextDesk
 from bot.call_log import CallLog
 from bot.services import BotServices
 from flows.engine import Conversation, Reply
@@ -65,7 +66,8 @@ class ChatChannel:
         session_id = uuid.uuid4().hex
         call_id = await self.services.store.open_call("text")
         call = CallLog(self.services.store, call_id)
-        conversation = self.services.conversation(session_id)
+        # No agent answers in writing: a caller asking for one is offered a callback.
+        conversation = self.services.conversation(session_id, agents=TextDesk(self.services.knowledge))
         session = ChatSession(conversation=conversation, call=call)
         self.sessions[session_id] = session
         reply = conversation.start()
@@ -132,6 +134,11 @@ class ChatChannel:
                 await call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
             if reply.fallback:
                 await call.event("fallback", reply.fallback.record())
+            if reply.callback is not None and self.services.hub is not None:
+                c = reply.callback
+                callback_id = await self.services.hub.queue.add_callback(
+                    call.call_id, team=c.team, phone=c.phone, time_slot=c.time_slot, topic=c.topic)
+                await call.event("callback_booked", {"id": callback_id, "team": c.team, "time_slot": c.time_slot})
             if reply.slow_reason:
                 await call.event("slow_speech", {"on": reply.slow, "reason": reply.slow_reason})
             if reply.texts:

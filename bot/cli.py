@@ -319,6 +319,68 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _new_password() -> str | None:
+    """From CALLBOT_NEW_PASSWORD (scripts), else typed twice on a terminal; None when neither."""
+    if password := os.environ.get("CALLBOT_NEW_PASSWORD"):
+        return password
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        print("error: the two passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from bot.agents.accounts import Accounts
+    from bot.store import Store
+
+    password = None
+    if args.users in ("add", "passwd"):
+        password = _new_password()
+        if password is None:
+            print("error: no password: set CALLBOT_NEW_PASSWORD or run this on a terminal to type it",
+                  file=sys.stderr)
+            return 2
+
+    async def run() -> int:
+        settings = load_settings()
+        if not settings.database_url:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.db_url)
+        await store.create_schema()
+        accounts = Accounts(store, settings.agents)
+        try:
+            if args.users == "add":
+                teams = [t.strip() for t in args.teams.split(",") if t.strip()]
+                await accounts.add_user(args.name, args.role, password, teams=teams, sip_uri=args.sip or None)
+                print(f"user {args.name} added ({args.role})")
+            elif args.users == "passwd":
+                await accounts.set_password(args.name, password)
+                print(f"password of {args.name} changed; their sessions are closed")
+            elif args.users == "remove":
+                await accounts.remove_user(args.name)
+                print(f"user {args.name} removed")
+            else:
+                users = await accounts.list_users()
+                for user in users:
+                    print(f"{user.username:<24} {user.role:<10} {','.join(user.teams) or '-':<40} "
+                          f"{user.sip_uri or '-'}")
+                if not users:
+                    print("no users: add one with 'callbot users add NAME --role admin'")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_bench_intents(args: argparse.Namespace) -> int:
     from bot.bench_intents import main as bench_intents
 
@@ -428,6 +490,25 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_kamailio)
     p = sub.add_parser("purge", help="delete recordings and call records past their retention")
     p.set_defaults(func=cmd_purge)
+    p = sub.add_parser("users", help="agent hub accounts: add, list, remove, passwd (the new password "
+                       "from CALLBOT_NEW_PASSWORD, else asked on the terminal)")
+    from bot.agents.accounts import ROLES
+
+    users = p.add_subparsers(dest="users", required=True)
+    b = users.add_parser("add", help="add a user")
+    b.add_argument("name", help="2 to 64 characters among a-z 0-9 . _ -")
+    b.add_argument("--role", required=True, choices=ROLES)
+    b.add_argument("--teams", default="", help="comma-separated routing teams they serve, e.g. declaration,paiement")
+    b.add_argument("--sip", default="", help="their desk phone, e.g. sip:alice@pbx.example")
+    b.set_defaults(func=cmd_users)
+    b = users.add_parser("list", help="users with their role, teams and SIP address")
+    b.set_defaults(func=cmd_users)
+    b = users.add_parser("remove", help="remove a user and close their sessions")
+    b.add_argument("name")
+    b.set_defaults(func=cmd_users)
+    b = users.add_parser("passwd", help="set a user's password, lift a lockout and close their sessions")
+    b.add_argument("name")
+    b.set_defaults(func=cmd_users)
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
     b = bench.add_parser("latency", help="turn latency, p50/p95 per stage")

@@ -90,6 +90,28 @@ def national_number(number: str) -> str:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """The agent hub (README, "Agents"): sign-in, queues, callbacks."""
+
+    session_ttl_s: float = 8 * 3600.0   # a shift; signed out after it
+    max_failed_logins: int = 5          # in a row: the account is locked ...
+    lockout_s: float = 900.0            # ... this long
+    cookie_secure: bool = False         # set behind TLS: the session cookie only travels over HTTPS
+    answer_timeout_s: float = 120.0     # nobody accepts a queued caller within this: callback offered
+    hold_update_s: float = 30.0         # the queued caller hears their position this often
+    # Opening hours of the agents (Europe/Paris): days and times, "; " between rules;
+    # holidays as ISO dates, comma-separated. Outside them a callback is offered at once.
+    opening_hours: str = "lun-ven 08:30-17:30"
+    holidays: str = ""
+    timezone: str = "Europe/Paris"
+    briefing_max_s: float = 15.0        # the spoken briefing an agent hears before the caller
+
+    def __post_init__(self) -> None:
+        if self.max_failed_logins < 1 or self.lockout_s < 0 or self.session_ttl_s <= 0:
+            raise ValueError("agents: max_failed_logins >= 1, lockout_s >= 0, session_ttl_s > 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -127,6 +149,7 @@ class Settings:
     call: CallSettings = field(default_factory=CallSettings)
     slow: SlowSpeechSettings = field(default_factory=SlowSpeechSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def db_url(self) -> str:

@@ -268,6 +268,7 @@ class MediaStreamCalls:
             # understands the non-Twilio 'transfer' event.
             voice_call = await build_voice_call(
                 self.services, transport, call, can_transfer=can_transfer,
+                channel="sip" if can_transfer else "cpaas", caller=caller,
                 slow_line=settings.slow.line_is_slow(str(params.get("called", ""))[:64]),
                 preference_key=caller_key(caller, settings.preference_secret))
         except BaseException:

@@ -1,5 +1,6 @@
-"""The bot's HTTP server: caller page, WebRTC signalling, text channel, media stream, and
-call records and recordings (admin token only)."""
+"""The bot's HTTP server: caller page, WebRTC signalling, text channel, media stream, the
+agent hub (sign-in, agent console), and call records and recordings (supervisors, or the
+admin token for machine clients)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.admission import Admission
-from bot.auth import require_admin
+from bot.agents.access import accounts_key, add_access_routes, require_role
+from bot.agents.accounts import Accounts
+from bot.agents.console import add_console_routes, hub_key
+from bot.agents.hub import AgentHub
+from bot.agents.queue import AgentQueue
 from bot.chat import ChatChannel, json_error
 from bot.config import Settings
 from bot.media_stream import MediaStreamCalls
 from bot.openapi import openapi_handler
 from bot.retention import sweep_forever
-from bot.services import BotServices
+from bot.services import BotServices, speech_style
 from bot.webrtc import WebRTCCalls
 
 log = logging.getLogger("callbot.server")
@@ -63,7 +68,7 @@ def _admin_token(request: web.Request) -> str:
     return request.app[services_key].settings.admin_token
 
 
-@require_admin(_admin_token)
+@require_role("supervisor", token=_admin_token)
 async def get_call(request: web.Request) -> web.Response:
     """A call's record; the recording is reached through its own route, never by path."""
     call = await request.app[services_key].store.get_call(request.match_info["call_id"])
@@ -74,7 +79,7 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(call)
 
 
-@require_admin(_admin_token)
+@require_role("supervisor", token=_admin_token)
 async def get_recording(request: web.Request) -> web.StreamResponse:
     """The call's stereo WAV (caller left, bot right), streamed from disk; only a file
     inside the recordings folder is ever served."""
@@ -111,6 +116,11 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await BotServices.create(settings, voice=voice)
         app[services_key] = services
+        app[accounts_key] = Accounts(services.store, settings.agents)
+        app[hub_key] = hub = services.hub = AgentHub(
+            settings.agents, AgentQueue(services.store), services.knowledge,
+            retriever=services.fallback.retriever if services.fallback else None,
+            renderer=services.renderer, style=speech_style(settings))
         app[chat_key] = chat = ChatChannel(services)
         # One admission for both kinds of voice call: max_calls counts them together.
         admission = Admission(settings.max_calls)
@@ -125,6 +135,7 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
         with suppress(asyncio.CancelledError):
             await sweeper
         await admission.close_all()
+        await hub.close_all()
         await chat.close_all()
         await services.close()
 
@@ -138,5 +149,7 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app.router.add_post("/api/offer", webrtc_offer)
     app.router.add_get("/ws/media", media_stream)
     app.router.add_get("/api/openapi.json", openapi_handler)
+    add_access_routes(app)
+    add_console_routes(app)
     app.router.add_static("/static", STATIC)
     return app

@@ -6,11 +6,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.agents.hub import AgentHub
 from bot.store import Store
 from flows.action_client import ActionClient
-from flows.engine import Conversation, DialogueSettings, Keywords
+from flows.engine import AgentDesk, Conversation, DialogueSettings, Keywords
 from flows.fallback import Backend, Fallback, FallbackSettings, Guard
 from flows.fallback.openai_chat import OpenAIChatBackend
 from flows.knowledge import Knowledge, load_knowledge
@@ -109,6 +113,7 @@ class BotServices:
     smart_turn: SmartTurnModel | None = None
     completeness: CompletenessModel | None = None
     renderer: SpeechRenderer | None = None
+    hub: AgentHub | None = None          # the agent hub, set by the server
 
     @classmethod
     async def create(cls, settings: Settings, *, voice: bool = True) -> BotServices:
@@ -140,7 +145,8 @@ class BotServices:
             services.renderer = await asyncio.to_thread(make_renderer, settings, knowledge)
         return services
 
-    def conversation(self, session_id: str) -> Conversation:
+    def conversation(self, session_id: str, agents: AgentDesk | None = None) -> Conversation:
+        """`agents`: whether a human can take this caller now (None: always)."""
         return Conversation(
             session_id=session_id,
             knowledge=self.knowledge,
@@ -149,6 +155,7 @@ class BotServices:
             actions=self.actions,
             settings=DialogueSettings(recorded=self.settings.recorded),
             fallback=self.fallback,
+            agents=agents,
         )
 
     async def close(self) -> None:

@@ -95,7 +95,14 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(url)
         self._session = async_sessionmaker(self.engine, expire_on_commit=False)
 
+    def session(self):
+        """A new ORM session (`async with store.session() as s, s.begin(): ...`), for the
+        modules that keep their own tables on this store (bot/agents/)."""
+        return self._session()
+
     async def create_schema(self) -> None:
+        import bot.agents.tables  # noqa: F401  (the agent hub's tables, on the same metadata)
+
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

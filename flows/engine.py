@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -60,7 +60,8 @@ class State(Enum):
     OFFER_HUMAN = "offer_human"
     CHECK_FILE = "check_file"     # "shall I check your file?" after a general answer
     REMEMBER_SLOW = "remember_slow"  # "shall I speak slowly on your next calls?" before goodbye
-    HANDOFF = "handoff"
+    HANDOFF = "handoff"           # waiting for a human (in the agents' queue), questions still answered
+    CALLBACK_OFFER = "callback_offer"  # no agent now: "shall an agent call you back?"
     WITH_AGENT = "with_agent"     # a human has taken the call: the bot only listens
     ENDED = "ended"
 
@@ -69,6 +70,23 @@ class State(Enum):
 class Handoff:
     team: str
     reason: str
+
+
+class AgentDesk(Protocol):
+    """Whether a human agent can take this caller now (opening hours, the channel)."""
+
+    def unavailable_message(self) -> str | None:
+        """None while agents take calls; otherwise why not, in French, for the caller."""
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A caller asked to be called back by an agent of `team`."""
+
+    team: str
+    phone: str          # 10 digits, French
+    time_slot: str      # matin | apres_midi | indifferent
+    topic: str
 
 
 @dataclass
@@ -88,6 +106,9 @@ class Reply:
     slow_reason: str | None = None             # the mode changed with this reply, and why
     verbatim: bool = False                     # the last reply again, word for word (its audio replayed)
     remember_slow: bool | None = None          # keep (True) or withdraw (False) the caller's slow preference
+    queue: bool = False                        # the handoff waits in the agents' queue (they take calls now)
+    leave_queue: bool = False                  # the caller stops waiting for an agent
+    callback: CallbackRequest | None = None    # a callback to book
 
     async def collect(self) -> list[str]:
         """Every text of the reply, the stream read to its end (the text channel)."""
@@ -142,7 +163,10 @@ class ConversationSnapshot:
 
 # What a conversation holds besides its dialogue state: its identity, its settings and the
 # services shared by every call. A snapshot neither copies nor restores them.
-_SHARED_FIELDS = frozenset({"session_id", "knowledge", "router", "keywords", "actions", "settings", "fallback"})
+_SHARED_FIELDS = frozenset({"session_id", "knowledge", "router", "keywords", "actions", "settings", "fallback",
+                            "agents"})
+CALLBACK_FLOW = "rappel"
+
 
 
 @dataclass
@@ -154,6 +178,7 @@ class Conversation:
     actions: ActionClient | None = None
     settings: DialogueSettings = field(default_factory=DialogueSettings)
     fallback: Fallback | None = None
+    agents: AgentDesk | None = None                       # None: agents always reachable
     state: State = State.QUESTION
     team: str | None = None
     no_match: int = 0
@@ -174,12 +199,17 @@ class Conversation:
     may_remember_slow: bool = False
     slow_preference: bool = False
     last_said: list[str] = field(default_factory=list)    # the last reply as said (slow wording included)
+    queued: bool = False                                  # waiting in the agents' queue
+    handoff: Handoff | None = None                        # the last handoff (the callback's team and topic)
+    booking_callback: bool = False                        # the running flow books a callback
+    connecting: bool = False                              # an agent took the call, not yet heard
 
     def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
         """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
         kwargs.setdefault("team", self.team)
         awaiting = None
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW,
+                          State.CALLBACK_OFFER):
             awaiting = "confirmation"
         elif self.state is State.FLOW and self.flow is not None:
             awaiting = self.flow.asked_value or "confirmation"  # a read-back or a yes/no
@@ -282,19 +312,26 @@ class Conversation:
 
     async def _on_text(self, text: str) -> Reply:
         said = normalize(text)
-        if self.state in (State.ENDED, State.WITH_AGENT):
+        if self.state in (State.ENDED, State.WITH_AGENT) or self.connecting:
             return self._reply([])
         if not said:
             if self.state is State.FLOW and self.flow is not None:
                 return self._flow_reply(await self.flow.on_text(text, date.today()))
             return self._not_understood()
         self.no_input = 0
-        if self.keywords.match("distress", said):
+        if self.keywords.match("distress", said) and not (self.queued and self.team == "difficultes"):
             return self._handoff("difficultes", "detresse", self.knowledge.prompt("distress"))
+        if self.queued and self.keywords.match("callback", said):
+            return await self._book_callback(leave_queue=True)
+        if self.queued and self.keywords.match("human", said):
+            self.state = State.HANDOFF
+            return self._reply([self.knowledge.prompt("handoff_waiting")])
         if self.keywords.match("human", said):
             return self._handoff(self.team or "accueil", "demande_conseiller")
+        if self.state is State.CALLBACK_OFFER:
+            return await self._callback_offer_answered(text, said)
         if self.state is State.HANDOFF:
-            return self._reply([self.knowledge.prompt("handoff_waiting")])
+            return await self._question_while_queued(text, said)
         if self._asks_pace("slow_down", said) and self.last_texts:
             return self._slower("asked")
         if self.slow and self._asks_pace("speed_up", said):
@@ -677,17 +714,95 @@ class Conversation:
         if out.finished:
             self.flow = None
             self.state = State.ANYTHING_ELSE
-            return self._reply([*out.texts, self.knowledge.prompt("anything_else")])
+            callback = self._booked() if self.booking_callback else None
+            return self._reply([*out.texts, self.knowledge.prompt("anything_else")], callback=callback)
         self.state = State.FLOW
         return self._reply(out.texts)
 
     def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:
-        self.state = State.HANDOFF
-        self.flow, self.keys, self.choices = None, "", None
+        """To a human: the caller waits in the agents' queue while they take calls, and is
+        offered a callback when they do not."""
+        self.flow, self.keys, self.choices, self.booking_callback = None, "", None, False
         self.team = team
-        return self._reply(
-            [text or self.knowledge.prompt("handoff")], handoff=Handoff(team=team, reason=reason)
-        )
+        self.handoff = handoff = Handoff(team=team, reason=reason)
+        unavailable = self.agents.unavailable_message() if self.agents is not None else None
+        if unavailable is None:
+            self.state, self.queued = State.HANDOFF, True
+            return self._reply([text or self.knowledge.prompt("handoff")], handoff=handoff, queue=True)
+        self.state, self.queued = State.CALLBACK_OFFER, False
+        p = self.knowledge.prompts["callback"]
+        first = [p["empathy"]] if team == "difficultes" else []
+        return self._reply([*first, unavailable, p["offer"]], handoff=handoff)
+
+    async def _question_while_queued(self, text: str, said: str) -> Reply:
+        """Waiting for an agent, the caller may still ask the bot: the answer, then back to
+        waiting (unless the answer needs a flow, which runs as usual)."""
+        reply = await self._answer_question(text)
+        if reply.handoff is None and self.state in (State.ANYTHING_ELSE, State.QUESTION) and reply.stream is None:
+            anything_else = self.knowledge.prompt("anything_else")
+            texts = [t for t in reply.texts if t != anything_else]
+            self.state = State.HANDOFF
+            reply.texts = self.last_texts = [*texts, self.knowledge.prompts["queue"]["still_waiting"]]
+            reply.awaiting = None
+        elif reply.stream is not None:
+            self.state = State.HANDOFF
+        return reply
+
+    def on_queue_position(self, position: int, wait_s: float) -> Reply:
+        """Said to a caller waiting for an agent, now and then: their place and the wait."""
+        if not self.queued or self.state is not State.HANDOFF:
+            return self._reply([])
+        p = self.knowledge.prompts["queue"]
+        place = p["first"] if position <= 1 else p["place"].format(ahead=position - 1)
+        minutes = round(wait_s / 60)
+        wait = p["wait_short"] if minutes < 1 else p["wait"].format(
+            minutes="une minute" if minutes == 1 else f"{minutes} minutes")
+        return self._said(self._reply([place, wait, p["meanwhile"]]))
+
+    def on_no_agent(self) -> Reply:
+        """Nobody took the call in time: the caller may be called back, or go on with the bot."""
+        if not self.queued:
+            return self._reply([])
+        self.queued = False
+        self.flow, self.keys = None, ""
+        self.state = State.CALLBACK_OFFER
+        p = self.knowledge.prompts["callback"]
+        return self._said(self._reply([p["no_agent"], p["offer"]]))
+
+    async def _callback_offer_answered(self, text: str, said: str) -> Reply:
+        answer, rest_text, rest = self._yes_no_head(text, said)
+        route = await self._confident_question(rest_text, rest)
+        if route is not None and route.intent is not None:
+            return await self._start_question(route.intent, rest_text, route.score)
+        if answer == "oui":
+            return await self._book_callback(leave_queue=False)
+        if answer == "non":
+            self.state = State.ANYTHING_ELSE
+            return self._reply([self.knowledge.prompts["callback"]["declined"]])
+        if self._asks_repeat(said):
+            return self._repeat()
+        return self._not_understood()
+
+    async def _book_callback(self, *, leave_queue: bool) -> Reply:
+        """The callback flow (flows/data/flows/rappel.yaml): the number, the time of day."""
+        self.queued = False
+        self.booking_callback = True
+        self.flow = FlowRunner(self.knowledge, CALLBACK_FLOW, session_id=self.session_id,
+                               team=self.team or "accueil", slots=self.slots, actions=None)
+        self.state = State.FLOW
+        reply = self._flow_reply(await self.flow.start())
+        reply.leave_queue = leave_queue
+        return reply
+
+    def _booked(self) -> CallbackRequest:
+        """The callback the flow collected; its values leave the conversation's slots (they
+        are sent along with later action calls otherwise)."""
+        self.booking_callback = False
+        qt = self.knowledge.question_types.get(self.last_intent or "")
+        reason = self.knowledge.prompts["handoff_reasons"].get(self.handoff.reason, "") if self.handoff else ""
+        return CallbackRequest(team=self.team or "accueil", phone=str(self.slots.pop("telephone_rappel", "")),
+                               time_slot=str(self.slots.pop("creneau_rappel", "indifferent")),
+                               topic=qt.description if qt else reason)
 
     def _end(self, prompt: str) -> Reply:
         self.state = State.ENDED
@@ -707,14 +822,26 @@ class Conversation:
         return " ".join(parts)
 
     def on_agent_joined(self) -> None:
-        self.state = State.WITH_AGENT
+        self.state, self.queued, self.connecting = State.WITH_AGENT, False, False
 
     def on_transfer_failed(self) -> Reply:
         """No agent could take the call: the caller is told so and may go on with the bot."""
         if self.state is not State.HANDOFF:
             return self._reply([])
-        self.state = State.ANYTHING_ELSE
-        return self._said(self._reply([self.knowledge.prompt("transfer_failed")]))
+        self.queued, self.connecting = True, False
+        return self.on_no_agent()
+
+    def on_agent_accepted(self) -> Reply:
+        """An agent took the call: the caller is told, then hears them (or their phone ring)."""
+        if not self.queued:
+            return self._reply([])
+        self.state, self.queued, self.connecting = State.HANDOFF, False, True
+        self.flow, self.keys = None, ""
+        return self._said(self._reply([self.knowledge.prompts["queue"]["connecting"]]))
+
+    def on_agent_left(self) -> Reply:
+        """The agent ended the conversation: the bot says goodbye and the call ends."""
+        return self._end("goodbye")
 
     # ------------------------------------------------------------------ keypad and silence
 
@@ -727,7 +854,7 @@ class Conversation:
         return self._said(await self._on_dtmf(digits), failures)
 
     async def _on_dtmf(self, digits: str) -> Reply:
-        if self.state in (State.ENDED, State.WITH_AGENT):
+        if self.state in (State.ENDED, State.WITH_AGENT) or self.connecting:
             return self._reply([])
         keys = "".join(c for c in digits if c in "0123456789*#")
         if not keys or len(digits) > MAX_KEYS:
@@ -745,6 +872,9 @@ class Conversation:
         self.keys = ""
         key = keys[0]
         if key == "0":
+            if self.queued:
+                self.state = State.HANDOFF
+                return self._reply([self.knowledge.prompt("handoff_waiting")])
             return self._handoff(self.team or "accueil", "demande_conseiller")
         if key == self.settings.slow_key and self.state is not State.HANDOFF:
             return self._slower("key") if not self.slow else self._reply(list(self.last_texts), reprompt=True)
@@ -754,7 +884,8 @@ class Conversation:
             if key in "12":
                 return await self._chosen(self.choices[int(key) - 1], "", None)
             return self._not_understood()
-        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW):
+        if self.state in (State.ANYTHING_ELSE, State.OFFER_HUMAN, State.CHECK_FILE, State.REMEMBER_SLOW,
+                          State.CALLBACK_OFFER):
             if key in "12":
                 return await self._on_text("oui" if key == "1" else "non")
             return self._not_understood()
@@ -780,15 +911,16 @@ class Conversation:
         return self._said(await self._on_no_input(), failures)
 
     async def _on_no_input(self) -> Reply:
-        if self.state in (State.ENDED, State.WITH_AGENT):
+        if self.state in (State.ENDED, State.WITH_AGENT) or self.connecting:
             return self._reply([])
         if self.keys and self.flow is not None:
             # Keys typed then a pause: the entry is taken as if '#' had been pressed.
             entry, self.keys = self.keys, ""
             return await self._keypad_entry(entry)
         if self.state is State.HANDOFF:
-            # Holding for a human: silence is expected, a word now and then reassures.
-            return self._reply([self.knowledge.prompt("handoff_waiting")])
+            # Holding for a human: silence is expected; the queue tells the caller their
+            # place now and then (on_queue_position).
+            return self._reply([])
         self.no_input += 1
         self.failed_turns += 1
         if self.no_input >= MAX_NO_INPUT:

@@ -14,17 +14,19 @@ Canonical values and read-backs (`SlotValue.spoken` is words only, never digits,
 synthetic voice never reads "732" as "sept cent trente-deux" when digits were meant; commas
 mark the pauses between chunks):
 
-| parser   | value            | spoken                                                        |
-| -------- | ---------------- | ------------------------------------------------------------- |
-| siret    | "73282932000074" | "sept trois deux, huit deux neuf, trois deux zéro, zéro zéro zéro sept quatre" |
-| siren    | "732829320"      | "sept trois deux, huit deux neuf, trois deux zéro"            |
-| postcode | "75011"          | "sept cinq, zéro un un"                                       |
-| amount   | "1250.50"        | "mille deux cent cinquante euros et cinquante centimes"       |
-| date     | "2026-03-31"     | "le trente et un mars deux mille vingt-six"                   |
-| month    | "2026-03"        | "mars deux mille vingt-six"                                   |
-| quarter  | "2026-Q1"        | "le premier trimestre deux mille vingt-six"                   |
-| yes_no   | "oui" / "non"    | "oui" / "non"                                                 |
-| number   | "97"             | "quatre-vingt-dix-sept"                                       |
+| parser    | value            | spoken                                                        |
+| --------- | ---------------- | ------------------------------------------------------------- |
+| siret     | "73282932000074" | "sept trois deux, huit deux neuf, trois deux zéro, zéro zéro zéro sept quatre" |
+| siren     | "732829320"      | "sept trois deux, huit deux neuf, trois deux zéro"            |
+| postcode  | "75011"          | "sept cinq, zéro un un"                                       |
+| phone     | "0612345678"     | "zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit" |
+| amount    | "1250.50"        | "mille deux cent cinquante euros et cinquante centimes"       |
+| date      | "2026-03-31"     | "le trente et un mars deux mille vingt-six"                   |
+| month     | "2026-03"        | "mars deux mille vingt-six"                                   |
+| quarter   | "2026-Q1"        | "le premier trimestre deux mille vingt-six"                   |
+| yes_no    | "oui" / "non"    | "oui" / "non"                                                 |
+| number    | "97"             | "quatre-vingt-dix-sept"                                       |
+| time_slot | "matin"          | "le matin" ("apres_midi": "l'après-midi", "indifferent": "dès que possible") |
 
 Read-back choices:
 - SIRET: the SIREN by threes then the 5-digit NIC, the grouping printed on Urssaf and INSEE
@@ -33,6 +35,9 @@ Read-back choices:
   caller on a phone line, one short word per digit is the clearest: "soixante-quinze" /
   "soixante-cinq" or "quatre-vingt-dix-sept" are long compounds that are easy to mishear, and
   the caller checks each digit against the written code, as for the SIRET.
+- Phone: by pairs, the way French numbers are printed and said ("06 12 34 56 78"), each pair
+  one number in words and a pair starting with 0 said "zéro" then its digit ("zéro six",
+  "zéro zéro"): callers say their own number this way and recognise it at once.
 - Amounts always carry two decimals in the value ("2000.00"); the read-back omits zero cents.
 
 Checks (flows/identifiers.py, the one shared with the action server): a SIRET's SIREN and
@@ -54,10 +59,21 @@ Speech (Whisper output):
   "triple sept" repeat a digit, as does "deux fois zéro"; "o" is a zero when next to other
   digits. A number followed by "chiffres" ("mon siret à 14 chiffres") is not part of the code.
   "un" is read as the article, not a digit, when a word that is not a number follows it
-  ("j'ai un siret c'est ...").
+  ("j'ai un siret c'est ..."). "quatre-vingts" with its plural s ends a number, as the s is
+  only written when nothing follows ("quatre-vingts douze" is 80 then 12, "quatre-vingt-douze"
+  is 92), and a "quatre" hyphenated to the tens before it ends that number
+  ("quatre-vingt-quatre vingt" is 84 then 20).
 - Words around the value are ignored ("euh alors c'est le", "mon siret c'est", "attendez").
 - Postcode: the digits said must be exactly 5; in a longer answer (a full address) a single
   5-digit group is taken. It must start with 01-95, 97 or 98.
+- Phone: dictated as the codes are, in pairs or digit by digit, words and digits mixed ("zéro
+  six, douze, trente-quatre ...", "06 12 34 56 78", "c'est le zéro un 45 ..."); the digits
+  said must be exactly 10, a 0 then 1-7 or 9 (geographic, mobile and VoIP numbers; never 08,
+  whose premium-rate calls the organisation pays). "+33", "plus trente-trois" (the "plus" just
+  before the first group) or "00 33" stand for the leading 0, with or without it after them
+  ("+33 6 12 ...", "+33 (0)6 12 ..."). Another country code, "33 6 12 ..." without "plus", 9
+  or 11 digits, or two numbers said: None. A time of day ("après 14 heures") is not part of
+  the number.
 - Amount: "1 250,50 €", "1250,50 euros", "1.250 €", "mille deux cent cinquante euros
   cinquante", "... euros et cinquante centimes", "deux mille euros", "douze virgule cinq",
   "cinquante centimes". A decimal comma followed by 3 digits ("1,250") is ambiguous: None.
@@ -85,10 +101,21 @@ Speech (Whisper output):
   ...; an answer holding both ("oui non", "oui enfin non") is None.
 - Number: one integer ("quatre-vingt-dix-sept", "97", "1 250", "j'ai trois salariés");
   an answer with two numbers ("deux ou trois") is None.
+- Time slot (when to call the caller back): "le matin", "dans la matinée", "avant midi",
+  "avant le déjeuner", "vers 10 heures", "avant 11h" -> "matin"; "l'après-midi", "l'aprèm",
+  "après midi", "après le déjeuner", "en fin de journée", "vers 15 heures", "à partir de 14h"
+  -> "apres_midi"; "n'importe", "peu importe", "quand vous voulez", "ça m'est égal", "les
+  deux", "pas de préférence", "toute la journée" -> "indifferent". A negation just before
+  names the other slot ("pas le matin", "je ne peux pas l'après-midi", "pas avant midi").
+  Hours from 7 to 11 are the morning, 13 to 19 the afternoon; an hour spanning both ("après
+  10 heures", "avant 15 heures", "vers midi") or a negated hour names neither. One slot with
+  "peu importe" is that slot; both slots named ("le matin ou l'après-midi") are None unless
+  the answer says either will do ("..., peu importe"). "Le soir" is None: no one calls then.
 
 Keypad (digits only, the final '#' already removed by the engine; '*' is only the decimal
 separator of amounts and is invalid elsewhere):
-- siret: 14 digits; siren: 9 digits; postcode: 5 digits (same checks as speech).
+- siret: 14 digits; siren: 9 digits; postcode: 5 digits; phone: 10 digits, no country code
+  (same checks as speech).
 - amount: euros, optionally '*' and 1 or 2 digits of cents: "1250*50" = 1250.50,
   "1250*5" = 1250.50, "1250" = 1250.00.
 - date: DDMMYYYY, or DDMM (year resolved as for speech: the nearest such date).
@@ -96,6 +123,7 @@ separator of amounts and is invalid elsewhere):
 - quarter: 1 to 4 (a quarter of the current year), or the quarter then the year: "12026".
 - yes_no: 1 = oui, 2 = non.
 - number: digits.
+- time_slot: 1 = matin, 2 = apres_midi, 3 = indifferent.
 
 Years are accepted from 1900 to 2099.
 """
@@ -286,8 +314,10 @@ def _after_tens(tokens: list[str], base: int, j: int, *, teens: bool) -> tuple[i
         r = _teen(tokens, j, tail=True)
         if r is not None:
             return base + r[0], r[1]
-    # a unit followed by "cent" starts the next group: "vingt deux cent" is 20 then 200
-    if t in _UNITS and not (t == "quatre" and _tok(tokens, j + 1) in ("vingt", "vingts")) \
+    # a unit followed by "cent" starts the next group: "vingt deux cent" is 20 then 200; so does
+    # "quatre vingt", unless hyphenated to the tens ("quatre-vingt-quatre vingt" is 84 then 20)
+    if t in _UNITS and not (t == "quatre" and _tok(tokens, j + 1) in ("vingt", "vingts")
+                            and not isinstance(t, _Glued)) \
             and not _before_cent(tokens, j):
         return base + _UNITS[t], j + 1
     return base, j
@@ -299,6 +329,9 @@ def _below_100(tokens: list[str], i: int) -> tuple[int, int] | None:
         return _teen(tokens, i)
     if t in _UNITS:
         if t == "quatre" and _tok(tokens, i + 1) in ("vingt", "vingts"):
+            # the plural s is written only when nothing follows: "quatre-vingts, douze" is 80 then 12
+            if tokens[i + 1] == "vingts" and not isinstance(_tok(tokens, i + 2), _Glued):
+                return 80, i + 2
             return _after_tens(tokens, 80, i + 2, teens=True)
         return _UNITS[t], i + 1
     if t in _TENS:
@@ -433,11 +466,14 @@ def _repeats(tokens: list[str], groups: list[_Group]) -> list[_Group]:
     return out
 
 
+def _dictated_groups(tokens: list[str]) -> list[_Group]:
+    """The groups of a dictated code; a count of digits ("à 14 chiffres") is skipped."""
+    return [g for g in _groups(tokens) if _next_content(tokens, g.end - 1, 1) not in ("chiffre", "chiffres")]
+
+
 def _dictated(text: str) -> str:
-    """All the digits dictated in `text`, groups joined; a count of digits is skipped."""
-    tokens = _tokens(_fold(text))
-    groups = [g for g in _groups(tokens) if _next_content(tokens, g.end - 1, 1) not in ("chiffre", "chiffres")]
-    return "".join(g.digits for g in groups)[:64]
+    """All the digits dictated in `text`, groups joined."""
+    return "".join(g.digits for g in _dictated_groups(_tokens(_fold(text))))[:64]
 
 
 # ------------------------------------------------------------------ codes
@@ -1025,6 +1061,111 @@ def _yes_no(yes: bool) -> SlotValue:
     return SlotValue("oui", "oui") if yes else SlotValue("non", "non")
 
 
+# ------------------------------------------------------------------ phone numbers
+
+_PHONE_PREFIXES = frozenset("12345679")   # geographic, mobile, VoIP; not 08: premium rate, we would pay
+
+
+def _phone(d: str) -> SlotValue | None:
+    if len(d) != 10 or not d.isascii() or not d.isdigit() or d[0] != "0" or d[1] not in _PHONE_PREFIXES:
+        return None
+    pairs = [d[i:i + 2] for i in range(0, 10, 2)]
+    return SlotValue(d, ", ".join(f"zéro {_DIGIT_WORDS[int(p[1])]}" if p[0] == "0" else _words(int(p))
+                                  for p in pairs))
+
+
+def _speech_phone(text: str, today: date) -> SlotValue | None:
+    # "+" is no token: as a word it says the same as "plus trente-trois"
+    tokens = _tokens(_fold(text[:MAX_CHARS].replace("+", " plus ")))
+    groups = _without_times(tokens, _dictated_groups(tokens))
+    if not groups:
+        return None
+    digits = "".join(g.digits for g in groups)[:64]
+    if _next_content(tokens, groups[0].start, -1) == "plus":
+        if not digits.startswith("33"):
+            return None       # a foreign number: not ours to call back
+        digits = digits[2:]
+    elif digits.startswith("0033"):
+        digits = digits[4:]
+    else:
+        return _phone(digits)
+    # "+33 6 12 ..." drops the trunk zero; "+33 (0)6 12 ..." and "+33 06 ..." keep it
+    return _phone(digits if digits.startswith("0") else "0" + digits)
+
+
+# ------------------------------------------------------------------ callback time slots
+
+_TIME_SLOT_SPOKEN = {"matin": "le matin", "apres_midi": "l'après-midi", "indifferent": "dès que possible"}
+_OTHER_SLOT = {"matin": "apres_midi", "apres_midi": "matin"}
+_SLOT_WORDS = {"matin": "matin", "matins": "matin", "matinee": "matin", "matinees": "matin",
+               "aprem": "apres_midi", "aprems": "apres_midi", "apresmidi": "apres_midi"}
+_SLOT_PHRASES = [(("debut", "de", "journee"), "matin"), (("fin", "de", "journee"), "apres_midi")]
+_ANY_SLOT = [("importe",), ("egal",), ("indifferent",), ("indifferemment",), ("les", "deux"),
+             ("quand", "vous", "voulez"), ("comme", "vous", "voulez"), ("quand", "vous", "pouvez"),
+             ("quand", "vous", "le", "souhaitez"), ("quand", "ca", "vous", "arrange"),
+             ("comme", "ca", "vous", "arrange"), ("pas", "de", "preference"), ("aucune", "preference"),
+             ("sans", "preference"), ("toute", "la", "journee"), ("a", "tout", "moment"),
+             ("des", "que", "possible"), ("le", "plus", "tot", "possible")]
+_MIDDAY = frozenset({"midi", "midis", "dejeuner", "manger", "repas"})
+_BEFORE_MIDDAY = frozenset({"le", "la", "l", "de", "d", "du", "pause"})   # "après la pause de midi"
+_HOUR_RE = re.compile(r"([0-9]{1,2})h")
+_NEGATIONS = frozenset({"pas", "jamais"})
+
+
+def _slot_of_hour(hour: int, before: list[str]) -> str | None:
+    """The slot an hour names: "vers 10 heures" is the morning, "après 14 heures" the
+    afternoon; "après 10 heures" or "avant 15 heures" span both and name neither."""
+    if "avant" in before:
+        return "matin" if 8 <= hour <= 12 else None
+    if "apres" in before or "partir" in before:
+        return "apres_midi" if 12 <= hour <= 18 else None
+    if 7 <= hour <= 11:
+        return "matin"
+    return "apres_midi" if 13 <= hour <= 19 else None
+
+
+def _negated(tokens: list[str], start: int) -> bool:
+    """"pas le matin", "je ne peux pas l'après-midi": a negation just before, within the clause."""
+    window = tokens[max(0, start - 3):start]
+    if PAUSE in window:
+        window = window[len(window) - window[::-1].index(PAUSE):]
+    return any(t in _NEGATIONS for t in window)
+
+
+def _speech_time_slot(text: str, today: date) -> SlotValue | None:
+    tokens = _tokens(_fold(text))
+    found: set[str] = set()
+    for i, t in enumerate(tokens):
+        slot: str | None = None
+        if t in _SLOT_WORDS:
+            slot = _SLOT_WORDS[t]
+        elif t in ("avant", "apres", "partir"):
+            j = i + 1
+            while _tok(tokens, j) in _BEFORE_MIDDAY and j < i + 4:
+                j += 1
+            if _tok(tokens, j) in _MIDDAY:
+                slot = "matin" if t == "avant" else "apres_midi"
+        else:
+            slot = next((s for phrase, s in _SLOT_PHRASES if tuple(tokens[i:i + len(phrase)]) == phrase), None)
+        if slot is not None:
+            found.add(_OTHER_SLOT[slot] if _negated(tokens, i) else slot)
+    hours = [(g.start, g.value) for g in _groups(tokens) if _tok(tokens, g.end) in ("h", "heure", "heures")]
+    hours += [(i, int(m.group(1))) for i, t in enumerate(tokens) if (m := _HOUR_RE.fullmatch(t))]
+    for start, hour in hours:
+        slot = _slot_of_hour(hour, tokens[max(0, start - 2):start]) if hour is not None else None
+        if slot is not None and not _negated(tokens, start):     # "pas avant 10 heures": not a slot
+            found.add(slot)
+    _, any_slot = _phrases(tokens, [(phrase, 0) for phrase in _ANY_SLOT])
+    if len(found) == 1:
+        return _time_slot(found.pop())
+    # "le matin ou l'après-midi, peu importe" is indifferent; without "peu importe", unclear
+    return _time_slot("indifferent") if any_slot else None
+
+
+def _time_slot(slot: str) -> SlotValue:
+    return SlotValue(slot, _TIME_SLOT_SPOKEN[slot])
+
+
 # ------------------------------------------------------------------ dispatch
 
 def _speech_siret(text: str, today: date) -> SlotValue | None:
@@ -1050,6 +1191,10 @@ def _keypad(parser: str, keys: str, today: date) -> SlotValue | None:
         return _siren(keys)
     if parser == "postcode":
         return _postcode(keys)
+    if parser == "phone":
+        return _phone(keys)
+    if parser == "time_slot":
+        return _time_slot(("matin", "apres_midi", "indifferent")[int(keys) - 1]) if keys in ("1", "2", "3") else None
     if parser == "amount":
         return _amount(int(keys) * 100) if n <= 12 else None
     if parser == "number":
@@ -1085,6 +1230,8 @@ _SPEECH: dict[str, Callable[[str, date], SlotValue | None]] = {
     "quarter": _speech_quarter,
     "yes_no": _speech_yes_no,
     "number": _speech_number,
+    "phone": _speech_phone,
+    "time_slot": _speech_time_slot,
 }
 PARSERS: frozenset[str] = frozenset(_SPEECH)
 

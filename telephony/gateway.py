@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,10 @@ class GatewaySettings:
     # Where transfers go, per routing team: "seuils=sip:seuils@pbx,*=sip:accueil@pbx".
     # Only these configured addresses are ever called or referred to (toll fraud).
     transfer_targets: str = ""
+    # Hosts of the agents' own phones the bot's agent hub may ask for (an accepted call goes
+    # to the phone of the agent who took it), comma-separated: "pbx.example.fr". Any other
+    # host asked for is refused (toll fraud); empty: team targets only.
+    agent_hosts: str = ""
     agent_answer_timeout_s: float = 30.0  # a bridged transfer's agent leg rings this long
     bot_timeout_s: float = 3.0        # the bot opens a call's media stream within this, else 503
     # Presented to the bot on each media stream (Authorization: Bearer); the bot's own
@@ -58,6 +63,12 @@ class GatewaySettings:
         )
         targets = {k.strip(): v.strip() for k, v in targets.items()}
         return targets.get(team) or targets.get("*")
+
+    def agent_uri(self, target: str) -> str | None:
+        """`target` when it is a plain sip: URI of an allowed agent host, else None."""
+        m = re.fullmatch(r"sip:([A-Za-z0-9._+-]{1,64})@([A-Za-z0-9.-]{1,200})(?::(\d{1,5}))?", target)
+        hosts = {h.strip().lower() for h in self.agent_hosts.split(",") if h.strip()}
+        return target if m and m.group(2).lower() in hosts else None
 
     def __post_init__(self) -> None:
         if not 1 <= self.sip_port <= 65535:
@@ -459,17 +470,22 @@ class Gateway:
         call = self.calls.get(sid)
         if call is None or call.agent is not None:
             return
-        uri = self.settings.transfer_uri(transfer.team)
+        uri = self.settings.agent_uri(transfer.target) if transfer.target else self.settings.transfer_uri(transfer.team)
         if uri is None:
-            log.warning("call %s: transfer to %r asked, but no target is configured", sid, transfer.team)
+            log.warning("call %s: transfer for %r asked, but %s", sid, transfer.team,
+                        "its agent's phone is not on an allowed host (CALLBOT_SIP_AGENT_HOSTS)" if transfer.target
+                        else "no target is configured")
             self._transfer_status(call, transfer.team, "failed")
             return
         agent = AgentCall(self, self.account, sid, transfer)
         try:
             agent.makeCall(uri, pj.CallOpParam(True))
         except pj.Error as e:  # e.g. no call slot left in this process
-            log.warning("call %s: agent leg not placed (%s): blind transfer instead", sid, e.reason)
-            self.blind_transfer(sid, transfer.team)
+            log.warning("call %s: agent leg not placed (%s)", sid, e.reason)
+            if transfer.target:   # an agent who accepted: the hub offers the caller a callback
+                self._transfer_status(call, transfer.team, "failed")
+            else:
+                self.blind_transfer(sid, transfer.team)
             return
         call.agent = agent
         self.agent_legs.add(agent)

@@ -46,6 +46,7 @@ class Transfer:
     team: str
     bridged: bool = False
     whisper: bytes = b""
+    target: str = ""   # an agent's own phone chosen by the bot's agent hub; checked by the gateway
 
 
 @dataclass
@@ -257,7 +258,8 @@ class MediaStreamClient:
                     whisper = ulaw_to_pcm16(base64.b64decode(transfer.get("whisper", "")))
                     self.audio.queue_transfer(Transfer(
                         team=str(transfer.get("team", ""))[:32], bridged=transfer.get("mode") == "bridged",
-                        whisper=whisper[:len(whisper) - len(whisper) % FRAME_BYTES]))
+                        whisper=whisper[:len(whisper) - len(whisper) % FRAME_BYTES],
+                        target=str(transfer.get("target", ""))[:255]))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 log.warning("call %s: bad message from the bot ignored: %s", self.call_sid, e)
 

@@ -13,6 +13,10 @@ import pytest
 # environment, as in production: one random set per test session.
 for _name in ("CALLBOT_ADMIN_TOKEN", "CALLBOT_GATEWAY_TOKEN", "CALLBOT_ACTIONS_SECRET"):
     os.environ.setdefault(_name, secrets.token_urlsafe(24))
+# Agents answer at any hour in the tests (the default is business hours, Paris time): a
+# test of the queue must not turn into a callback offer because CI runs at night. The
+# opening-hours tests set their own calendar.
+os.environ.setdefault("CALLBOT_AGENTS_OPENING_HOURS", "24/7")
 
 
 def in_ci() -> bool:

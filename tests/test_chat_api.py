@@ -314,7 +314,7 @@ async def test_unknown_call(client):
 async def test_call_records_need_the_admin_token(client):
     session = await open_session(client)
     for path in (f"/api/calls/{session['call_id']}", f"/api/calls/{session['call_id']}/recording"):
-        await expect_error(await client.get(path), 401, "credentials")
+        await expect_error(await client.get(path), 401, "connexion requise")
         await expect_error(await client.get(path, headers={"Authorization": "Basic YWRtaW46YWRtaW4="}), 401)
         await expect_error(await client.get(path, headers={"Authorization": "Bearer not-the-token"}), 403)
     call = await (await client.get(f"/api/calls/{session['call_id']}", headers=admin_headers())).json()
@@ -329,7 +329,7 @@ async def test_call_records_are_closed_without_an_admin_token(var_dir, client):
     try:
         session = await open_session(closed)
         resp = await closed.get(f"/api/calls/{session['call_id']}", headers=admin_headers())
-        await expect_error(resp, 403, "CALLBOT_ADMIN_TOKEN")
+        await expect_error(resp, 403, "aucun jeton configuré")
     finally:
         await closed.close()
 

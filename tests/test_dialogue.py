@@ -371,11 +371,16 @@ STATES = [
     "ask",
     ["je voudrais parler à un conseiller", "passez-moi une vraie personne s'il vous plaît", "un humain"],
 )
-async def test_human_request_in_any_state(make_conversation, reach, team, ask):
+async def test_human_request_in_any_state(make_conversation, knowledge, reach, team, ask):
     conv = make_conversation()
     await reach(conv)
+    waiting = conv.queued
     reply = await conv.on_text(ask)
-    assert reply.handoff is not None, reply
+    if waiting:   # already in the agents' queue: told so, not queued again
+        assert reply.handoff is None and reply.texts == [knowledge.prompt("handoff_waiting")]
+        assert conv.state is State.HANDOFF and conv.queued
+        return
+    assert reply.handoff is not None and reply.queue, reply
     assert reply.handoff.team == team and reply.team == team
     assert reply.handoff.reason == "demande_conseiller"
     assert conv.state is State.HANDOFF and not reply.ended
@@ -385,7 +390,11 @@ async def test_human_request_in_any_state(make_conversation, reach, team, ask):
 async def test_dtmf_zero_hands_off(make_conversation, reach, team):
     conv = make_conversation()
     await reach(conv)
+    waiting = conv.queued
     reply = await conv.on_dtmf("0")
+    if waiting:
+        assert reply.handoff is None and conv.queued
+        return
     assert reply.handoff is not None and reply.handoff.team == team
     assert reply.handoff.reason == "demande_conseiller"
 
@@ -506,13 +515,13 @@ async def test_speech_resets_the_no_input_count(make_conversation):
     assert not (await conv.on_no_input()).ended
 
 
-async def test_silence_while_holding_for_a_human_is_reassured_never_hung_up(make_conversation):
+async def test_silence_while_holding_for_a_human_is_never_hung_up(make_conversation):
     conv = make_conversation()
     await _to_handoff(conv)
     for _ in range(5):
         reply = await conv.on_no_input()
-        assert reply.texts == [conv.knowledge.prompt("handoff_waiting")]
-        assert not reply.ended
+        assert reply.texts == [] and not reply.ended   # the queue says the place now and then
+    assert conv.state is State.HANDOFF and conv.queued
 
 
 @pytest.mark.parametrize(
@@ -657,7 +666,8 @@ async def test_transfer_failed_leaves_the_caller_with_the_bot(make_conversation,
     conv = make_conversation()
     await _to_handoff(conv)
     reply = conv.on_transfer_failed()
-    assert reply.texts == [knowledge.prompt("transfer_failed")] and conv.state is State.ANYTHING_ELSE
+    p = knowledge.prompts["callback"]
+    assert reply.texts == [p["no_agent"], p["offer"]] and conv.state is State.CALLBACK_OFFER
     reply = await conv.on_text("c'est combien le plafond de chiffre d'affaires en micro")
     assert reply.intent == "plafond_micro"
 

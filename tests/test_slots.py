@@ -72,6 +72,8 @@ VALID_VALUE = {
     "quarter": re.compile(r"(19|20)[0-9]{2}-Q[1-4]"),
     "yes_no": re.compile(r"oui|non"),
     "number": re.compile(r"0|[1-9][0-9]*"),
+    "phone": re.compile(r"0[1-79][0-9]{8}"),
+    "time_slot": re.compile(r"matin|apres_midi|indifferent"),
 }
 
 
@@ -90,7 +92,8 @@ def assert_valid(parser: str, found: SlotValue | None) -> None:
 
 
 def test_parser_names() -> None:
-    assert PARSERS == {"siret", "siren", "postcode", "amount", "date", "month", "quarter", "yes_no", "number"}
+    assert PARSERS == {"siret", "siren", "postcode", "amount", "date", "month", "quarter", "yes_no", "number",
+                       "phone", "time_slot"}
     with pytest.raises(ValueError):
         parse_speech("siret_number", "732 829 320 00074", today=TODAY)
     with pytest.raises(ValueError):
@@ -182,6 +185,13 @@ def test_siret_round_trip_in_many_dictation_styles() -> None:
     # a pause (comma, full stop) ends a group: "quatre, vingt-neuf" is 4 then 29
     ("zéro quatre, vingt-neuf", "0429"),
     ("zéro quatre-vingt-neuf", "089"),
+    # "quatre-vingts" with its s ends the number: the s is only written when nothing follows
+    ("zéro six quatre-vingts douze", "068012"),
+    ("zéro six quatre-vingt-douze", "0692"),
+    ("zéro six quatre-vingt douze", "0692"),
+    ("quatre-vingts-douze", "92"),
+    ("quatre-vingt-quatre vingt", "8420"),
+    ("quatre-vingt quatre-vingt", "8080"),
     ("trois cent quatre, cent douze", "304112"),
     ("dix-sept cent", "1700"),
 ])
@@ -293,6 +303,193 @@ def test_postcode(text: str, expected: str | None) -> None:
 def test_postcode_read_back_is_digit_by_digit() -> None:
     found = parse_speech("postcode", "soixante-quinze zéro onze", today=TODAY)
     assert found == SlotValue("75011", "sept cinq, zéro un un")
+
+
+# ---------------------------------------------------------------- phone numbers
+
+PHONE = "0612345678"
+PHONE_SPOKEN = "zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit"
+PHONE_SAID = [
+    "zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit",
+    "Zéro six. Douze. Trente-quatre. Cinquante-six. Soixante-dix-huit.",
+    "zéro six douze trente-quatre cinquante-six soixante-dix-huit",
+    "zéro six douze trente quatre cinquante six soixante dix huit",
+    "06 12 34 56 78",
+    "06.12.34.56.78",
+    "06-12-34-56-78",
+    "0612345678",
+    "0 6 1 2 3 4 5 6 7 8",
+    "zéro six un deux trois quatre cinq six sept huit",
+    "zéro, six, un, deux, trois, quatre, cinq, six, sept, huit",
+    "06 douze 34 cinquante-six 78",
+    "zéro six 12 trente-quatre 56 soixante-dix-huit",
+    "+33 6 12 34 56 78",
+    "+33612345678",
+    "+33 (0)6 12 34 56 78",
+    "+33 06 12 34 56 78",
+    "plus trente-trois six douze trente-quatre cinquante-six soixante-dix-huit",
+    "plus trente-trois, six, douze, trente-quatre, cinquante-six, soixante-dix-huit",
+    "0033 6 12 34 56 78",
+    "zéro zéro trente-trois six douze trente-quatre cinquante-six soixante-dix-huit",
+    "euh oui alors c'est le 06 12 34 56 78",
+    "Mon numéro de portable, c'est le zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit.",
+    "j'ai un portable, c'est le 06 12 34 56 78",
+    "vous pouvez me rappeler au 06 12 34 56 78 merci",
+    "attendez... voilà, 06 12, euh, 34 56 78",
+    "mon numéro à dix chiffres c'est le 06 12 34 56 78",
+    "06 12 34 56 78, plutôt après 14 heures",
+]
+
+
+@pytest.mark.parametrize("text", PHONE_SAID)
+def test_phone_said(text: str) -> None:
+    assert parse_speech("phone", text, today=TODAY) == SlotValue(PHONE, PHONE_SPOKEN)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("c'est le zéro un quarante-cinq soixante-sept quatre-vingt-neuf douze", "0145678912"),
+    ("zéro un, quarante-cinq, soixante-sept, quatre-vingt-neuf, douze", "0145678912"),
+    ("01 45 67 89 12", "0145678912"),
+    ("zéro quatre, quatre-vingt-onze, zéro zéro, soixante et onze, vingt et un", "0491007121"),
+    ("zéro sept double zéro douze trente-quatre cinquante-six", "0700123456"),
+    ("zéro neuf soixante-dix-sept quatre-vingts, dix, zéro cinq", "0977801005"),
+    ("zéro six quatre-vingts douze trente-quatre zéro zéro", "0680123400"),
+    ("05 56 12 34 56", "0556123456"),
+    ("03 88 00 00 00", "0388000000"),
+    ("02 99 12 34 56", "0299123456"),
+    ("07 81 23 45 67", "0781234567"),
+    ("09 72 12 34 56", "0972123456"),
+    ("plus 33 1 45 67 89 12", "0145678912"),
+    ("+33 7 81 23 45 67", "0781234567"),
+    # refused: nothing is guessed
+    ("06 12 34 56 7", None),                                   # 9 digits
+    ("06 12 34 56 78 9", None),                                # 11 digits
+    ("zéro six douze trente-quatre cinquante-six", None),      # 8 digits
+    ("six douze trente-quatre cinquante-six soixante-dix-huit", None),   # no leading zero
+    ("08 00 12 34 56", None),                                  # free or premium: 08 numbers are refused
+    ("zéro huit quatre-vingt-dix-neuf, douze, trente-quatre, cinquante-six", None),
+    ("08 92 68 02 80", None),
+    ("00 12 34 56 78", None),
+    ("06 12 34 56 78 ou 07 12 34 56 78", None),                # two numbers
+    ("06 12 34 56 78, je répète, 06 12 34 56 78", None),
+    ("+32 2 123 45 67", None),                                 # Belgium: not ours to call
+    ("plus trente-deux, deux, douze, trente-quatre, cinquante-six", None),
+    ("0032 6 12 34 56 78", None),
+    ("33 6 12 34 56 78", None),                                # no "plus": the 33 is not a country code
+    ("+33 6 12 34 56 7", None),
+    ("+33 6 12 34 56 78 9", None),
+    ("+33 8 00 12 34 56", None),
+    ("3949", None),
+    ("je ne connais pas mon numéro par cœur", None),
+    ("c'est le même numéro que d'habitude", None),
+    ("euh", None),
+    ("", None),
+    ("06 12 34 56 7a", None),
+])
+def test_phone(text: str, expected: str | None) -> None:
+    assert speech("phone", text) == expected
+
+
+def test_phone_read_back_is_by_pairs_with_a_spoken_leading_zero() -> None:
+    found = parse_keypad("phone", "0145007180", today=TODAY)
+    assert found == SlotValue("0145007180", "zéro un, quarante-cinq, zéro zéro, soixante et onze, quatre-vingts")
+
+
+def test_phone_read_back_round_trip() -> None:
+    rng = random.Random(33)
+    numbers = [f"0{rng.choice('12345679')}{rng.randrange(10**8):08d}" for _ in range(300)]
+    numbers += [f"06{p:02d}{p:02d}{p:02d}{p:02d}" for p in range(100)]      # every pair, read back
+    for number in numbers:
+        found = parse_keypad("phone", number, today=TODAY)
+        assert found is not None, number
+        assert found.spoken.count(",") == 4 and not re.search(r"[0-9]", found.spoken)
+        assert speech("phone", found.spoken) == number, found.spoken
+        assert speech("phone", f"+33 {number[1]} {number[2:]}") == number
+
+
+# ---------------------------------------------------------------- callback time slots
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("le matin", "matin"),
+    ("Le matin.", "matin"),
+    ("plutôt le matin", "matin"),
+    ("euh plutôt le matin s'il vous plaît", "matin"),
+    ("dans la matinée", "matin"),
+    ("en matinée", "matin"),
+    ("de préférence le matin", "matin"),
+    ("le matin de préférence", "matin"),
+    ("demain matin", "matin"),
+    ("avant midi", "matin"),
+    ("plutôt avant midi", "matin"),
+    ("avant le déjeuner", "matin"),
+    ("en début de journée", "matin"),
+    ("vers 10 heures", "matin"),
+    ("vers dix heures", "matin"),
+    ("avant 11h", "matin"),
+    ("entre 10 heures et midi", "matin"),
+    ("pas l'après-midi", "matin"),
+    ("je ne peux pas l'après-midi, je travaille", "matin"),
+    ("l'après-midi", "apres_midi"),
+    ("L'après-midi.", "apres_midi"),
+    ("plutôt l'après-midi", "apres_midi"),
+    ("dans l'après midi", "apres_midi"),
+    ("après midi", "apres_midi"),
+    ("après-midi", "apres_midi"),
+    ("cet après-midi", "apres_midi"),
+    ("en début d'après-midi", "apres_midi"),
+    ("l'aprèm", "apres_midi"),
+    ("après le déjeuner", "apres_midi"),
+    ("après déjeuner", "apres_midi"),
+    ("après la pause de midi", "apres_midi"),
+    ("en fin de journée", "apres_midi"),
+    ("vers 15 heures", "apres_midi"),
+    ("après 14h", "apres_midi"),
+    ("à partir de 14h30", "apres_midi"),
+    ("deux heures de l'après-midi", "apres_midi"),
+    ("pas le matin", "apres_midi"),
+    ("surtout pas le matin", "apres_midi"),
+    ("je ne peux pas le matin", "apres_midi"),
+    ("pas avant midi", "apres_midi"),
+    ("pas le matin, plutôt l'après-midi", "apres_midi"),
+    ("n'importe", "indifferent"),
+    ("n'importe quand", "indifferent"),
+    ("peu importe", "indifferent"),
+    ("quand vous voulez", "indifferent"),
+    ("comme vous voulez", "indifferent"),
+    ("ça m'est égal", "indifferent"),
+    ("ça m'est complètement égal", "indifferent"),
+    ("les deux me vont", "indifferent"),
+    ("pas de préférence", "indifferent"),
+    ("je suis disponible toute la journée", "indifferent"),
+    ("le matin ou l'après-midi, peu importe", "indifferent"),
+    ("peu importe, mais plutôt le matin", "matin"),
+    # neither, or both without "peu importe": the engine asks again
+    ("le matin ou l'après-midi", None),
+    ("matin ou après-midi", None),
+    ("ni le matin ni l'après-midi", None),
+    ("le matin, enfin non, l'après-midi", None),
+    ("entre 10 heures et 15 heures", None),
+    ("après 10 heures", None),
+    ("avant 15 heures", None),
+    ("vers midi", None),
+    ("entre midi et deux", None),
+    ("le soir", None),
+    ("vers deux heures", None),
+    ("demain", None),
+    ("oui", None),
+    ("je ne sais pas", None),
+    ("le plus tôt possible", "indifferent"),
+    ("", None),
+])
+def test_time_slot(text: str, expected: str | None) -> None:
+    assert speech("time_slot", text) == expected
+
+
+@pytest.mark.parametrize(("value", "spoken"), [
+    ("matin", "le matin"), ("apres_midi", "l'après-midi"), ("indifferent", "dès que possible")])
+def test_time_slot_read_back_and_round_trip(value: str, spoken: str) -> None:
+    found = parse_speech("time_slot", spoken, today=TODAY)
+    assert found == SlotValue(value, spoken)
 
 
 # ---------------------------------------------------------------- amounts
@@ -733,6 +930,22 @@ def test_number_read_back() -> None:
     ("yes_no", "2", "non"),
     ("yes_no", "3", None),
     ("yes_no", "12", None),
+    ("phone", "0612345678", "0612345678"),
+    ("phone", "0145678912", "0145678912"),
+    ("phone", "0972123456", "0972123456"),
+    ("phone", "0800123456", None),
+    ("phone", "0892680280", None),
+    ("phone", "0012345678", None),
+    ("phone", "612345678", None),
+    ("phone", "06123456789", None),
+    ("phone", "0033612345678", None),
+    ("phone", "06123456*78", None),
+    ("time_slot", "1", "matin"),
+    ("time_slot", "2", "apres_midi"),
+    ("time_slot", "3", "indifferent"),
+    ("time_slot", "4", None),
+    ("time_slot", "0", None),
+    ("time_slot", "12", None),
     ("number", "97", "97"),
     ("number", "007", "7"),
     ("number", "9*7", None),
@@ -782,7 +995,8 @@ FUZZ_WORDS = ("un une deux trois quatre cinq six sept huit neuf dix onze seize d
               "soixante septante huitante nonante quatre-vingt quatre-vingts cent cents mille mil million "
               "milliards zéro o double triple fois et euros centimes virgule k mars février août trimestre "
               "premier 1er 2e dernier prochain hier demain aujourd'hui avant-hier lundi le de l'année mois ce "
-              "oui non pas si , . / - € 1 12 123 2026 00074 1,5 1.250 t q chiffres heures")
+              "oui non pas si , . / - € 1 12 123 2026 00074 1,5 1.250 t q chiffres heures + plus 33 0033 06 "
+              "08 matin matinée après-midi l'après-midi avant après midi déjeuner importe égal 14h")
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -810,7 +1024,8 @@ def test_fuzz_returns_none_or_a_valid_value(seed: int) -> None:
 def test_every_value_found_in_the_tables_is_well_formed() -> None:
     tables = {"siret": SIRET_SAID, "amount": ["1 250,50 €", "cinquante centimes"],
               "date": ["hier", "le 31 mars"], "month": ["mars"], "quarter": ["T2 2025"],
-              "yes_no": ["oui", "non"], "number": ["97"], "postcode": ["75011"], "siren": ["732 829 320"]}
+              "yes_no": ["oui", "non"], "number": ["97"], "postcode": ["75011"], "siren": ["732 829 320"],
+              "phone": PHONE_SAID, "time_slot": ["le matin", "l'après-midi", "peu importe"]}
     for parser, texts in tables.items():
         for text in texts:
             found = parse_speech(parser, text, today=TODAY)

@@ -143,6 +143,7 @@ class TurnTranscriber(FrameProcessor):
             self._off = True
             await self._cancel_pending()
             self._turn = self._last = None
+            await self.push_frame(frame, direction)   # on to the barge-in gate
             return
         await self.push_frame(frame, direction)
 

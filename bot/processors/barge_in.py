@@ -19,6 +19,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from bot.call_log import CallLog
 from bot.processors.frames import BackchannelFrame
 from voice.output_pacer import HoldAudioFrame, ReleaseAudioFrame
+from voice.turn_transcriber import RecognitionOffFrame
 
 log = logging.getLogger("callbot.bargein")
 FRAME_MS = 20
@@ -57,9 +58,18 @@ class BargeInGate(FrameProcessor):
         self._voiced_ms = 0
         self._silent_ms = 0
         self._pcm = b""
+        self._off = False         # a human has the call: their voice is not the bot's to stop
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, RecognitionOffFrame):
+            if self._holding:
+                await self.push_frame(ReleaseAudioFrame())
+            self._off, self._holding, self._bot_speaking = True, False, False
+            return
+        if self._off:
+            await self.push_frame(frame, direction)
+            return
         if isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):

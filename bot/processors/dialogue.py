@@ -9,6 +9,7 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -28,13 +29,20 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from bot.call_log import CallLog
 from bot.config import SlowSpeechSettings
 from bot.processors.frames import (
+    AgentAcceptedFrame,
+    AgentLeftFrame,
     BackchannelFrame,
     CallConnectedFrame,
     CallerSilentFrame,
+    NoAgentFrame,
+    QueueUpdateFrame,
     TransferRequestFrame,
     TransferStatusFrame,
 )
 from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
+
+if TYPE_CHECKING:
+    from bot.agents.hub import Seat
 from voice.slow_speech import SlowSpeechFrame, speech_rate
 from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
 
@@ -56,8 +64,10 @@ class _Pending:
 
 class DialogueProcessor(FrameProcessor):
     def __init__(self, *, conversation: Conversation, call: CallLog, transfer_mode: str | None = None,
-                 slow: SlowSpeechSettings | None = None, preference_key: str | None = None, **kwargs) -> None:
+                 slow: SlowSpeechSettings | None = None, preference_key: str | None = None,
+                 seat: Seat | None = None, **kwargs) -> None:
         """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human.
+        `seat`: the call's place in the agents' queue (bot/agents/hub.py), None without agents.
         `slow`: when a caller's own pace turns slow-speech mode on. `preference_key`: where
         the caller's preferences are kept (bot/preferences.py), None when they cannot be."""
         super().__init__(**kwargs)
@@ -66,6 +76,9 @@ class DialogueProcessor(FrameProcessor):
         self._transfer_mode = transfer_mode
         self._slow_settings = slow or SlowSpeechSettings()
         self._preference_key = preference_key
+        self._seat = seat
+        self._had_agent = False
+        self._queue_update: QueueUpdateFrame | None = None   # the waiting caller's place, to say
         self._slow = False              # the mode the call's processors are in
         self._rates: list[float] = []   # the caller's pace, syllables per voiced second, turn by turn
         self._bot_speaking = False
@@ -80,7 +93,7 @@ class DialogueProcessor(FrameProcessor):
     @property
     def outcome(self) -> str | None:
         """How the conversation ended, None while it goes on."""
-        if self._conversation.state is State.WITH_AGENT:
+        if self._conversation.state is State.WITH_AGENT or self._had_agent:
             return "transferred"
         if self._conversation.state is State.HANDOFF:
             return "handoff"
@@ -112,6 +125,21 @@ class DialogueProcessor(FrameProcessor):
         if isinstance(frame, TransferStatusFrame):
             await self._on_transfer_status(frame)
             return
+        if isinstance(frame, QueueUpdateFrame):
+            # Never over the bot's own words: said once they end.
+            self._queue_update = frame
+            if not self._bot_speaking:
+                await self._say_queue_update()
+            return
+        if isinstance(frame, NoAgentFrame):
+            await self._say(self._conversation.on_no_agent(), speech_end=None, transcript_at=None)
+            return
+        if isinstance(frame, AgentAcceptedFrame):
+            await self._on_agent_accepted(frame)
+            return
+        if isinstance(frame, AgentLeftFrame):
+            await self._say(self._conversation.on_agent_left(), speech_end=None, transcript_at=None)
+            return
         if isinstance(frame, InterruptionFrame):
             await self._stop_stream()   # the caller took the floor: no more generated clauses
         if isinstance(frame, VADUserStartedSpeakingFrame):
@@ -122,6 +150,8 @@ class DialogueProcessor(FrameProcessor):
             await self._commit_bot_turn()
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
+            if self._queue_update is not None:
+                await self._say_queue_update()
         await self.push_frame(frame, direction)
 
     async def _on_transcript(self, frame: TranscriptionFrame) -> None:
@@ -214,6 +244,11 @@ class DialogueProcessor(FrameProcessor):
             await self._call.event("slow_preference", {"kept": reply.remember_slow})
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
+        if self._seat is not None:
+            if reply.leave_queue:
+                await self._seat.leave("callback")
+            if reply.callback is not None:
+                await self._seat.book(reply.callback)
         if not reply.texts and reply.stream is None:
             return
         text = " ".join(reply.texts)
@@ -226,8 +261,11 @@ class DialogueProcessor(FrameProcessor):
             await self.push_frame(TTSSpeakFrame(text))
         if reply.stream is not None:
             self._stream_task = self.create_task(self._speak_stream(reply, self._pending), "fallback-stream")
-        if reply.handoff and self._transfer_mode:
-            # In order after the words: the gateway transfers once they have been played.
+        if reply.queue and reply.handoff and self._seat is not None and self._transfer_mode != "blind":
+            await self._seat.join(reply.handoff)
+        elif reply.handoff and self._transfer_mode:
+            # Without the agent hub, or blind transfers to a contact centre's own queues:
+            # the gateway transfers once the words before have been played.
             briefing = self._conversation.agent_briefing(reply.handoff) if self._transfer_mode == "bridged" else ""
             await self.push_frame(TransferRequestFrame(team=reply.handoff.team, mode=self._transfer_mode,
                                                        briefing=briefing))
@@ -264,13 +302,36 @@ class DialogueProcessor(FrameProcessor):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _say_queue_update(self) -> None:
+        update, self._queue_update = self._queue_update, None
+        if update is not None:
+            await self._say(self._conversation.on_queue_position(update.position, update.wait_s),
+                            speech_end=None, transcript_at=None)
+
+    async def _on_agent_accepted(self, frame: AgentAcceptedFrame) -> None:
+        """An agent took the call: the caller is told; a desk phone is called by the gateway
+        (the agent hears the briefing first), a browser agent's leg is already up."""
+        self._queue_update = None
+        await self._say(self._conversation.on_agent_accepted(), speech_end=None, transcript_at=None)
+        if frame.device == "phone" and self._transfer_mode is not None:
+            handoff = self._conversation.handoff
+            team = handoff.team if handoff else (self._conversation.team or "accueil")
+            briefing = self._conversation.agent_briefing(handoff) if handoff else ""
+            await self.push_frame(TransferRequestFrame(team=team, mode="bridged", briefing=briefing,
+                                                       target=frame.sip_uri))
+            await self._call.event("transfer_requested", {"team": team, "mode": "bridged", "briefing": briefing,
+                                                          "agent": frame.agent})
+
     async def _on_transfer_status(self, frame: TransferStatusFrame) -> None:
         await self._call.event("transfer_" + frame.status, {"team": frame.team})
         if frame.status == "bridged":
             log.info("call %s: an agent of team %s has the call", self._call.call_id, frame.team)
+            self._had_agent = True
             self._conversation.on_agent_joined()
             await self.push_frame(RecognitionOffFrame(), FrameDirection.UPSTREAM)
         else:
+            if self._seat is not None:
+                await self._seat.agent_unreachable()
             await self._say(self._conversation.on_transfer_failed(), speech_end=None, transcript_at=time.monotonic())
 
     async def _commit_bot_turn(self) -> None:

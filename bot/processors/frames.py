@@ -31,6 +31,7 @@ class TransferRequestFrame(DataFrame):
     team: str = ""
     mode: str = "bridged"
     briefing: str = ""
+    target: str = ""     # the phone of the agent who accepted the call (agent hub), else the team's
 
 
 @dataclass
@@ -46,6 +47,42 @@ class TransferStatusFrame(SystemFrame):
 class AgentAudioFrame(SystemFrame):
     """What the agent says during a bridged transfer (the caller already hears it through
     the gateway): for the call's recording only, never played."""
+
+    audio: bytes = b""
+    sample_rate: int = 16000
+
+
+@dataclass
+class QueueUpdateFrame(SystemFrame):
+    """From the agent hub: the waiting caller's place and the expected wait."""
+
+    position: int = 1
+    wait_s: float = 0.0
+
+
+@dataclass
+class NoAgentFrame(SystemFrame):
+    """From the agent hub: nobody took the waiting caller in time."""
+
+
+@dataclass
+class AgentAcceptedFrame(SystemFrame):
+    """From the agent hub: an agent took the call, in the browser or on their phone
+    (`sip_uri`: the gateway calls it)."""
+
+    agent: str = ""
+    device: str = "browser"
+    sip_uri: str = ""
+
+
+@dataclass
+class AgentLeftFrame(SystemFrame):
+    """From the agent hub: the agent ended the conversation: the call ends."""
+
+
+@dataclass
+class AgentVoiceFrame(SystemFrame):
+    """What a browser agent says: played to the caller (and so recorded on the bot's side)."""
 
     audio: bytes = b""
     sample_rate: int = 16000

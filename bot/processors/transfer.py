@@ -12,7 +12,7 @@ import numpy as np
 from pipecat.frames.frames import Frame, OutputAudioRawFrame, OutputTransportMessageFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from bot.processors.frames import AgentAudioFrame, TransferRequestFrame
+from bot.processors.frames import AgentAudioFrame, AgentVoiceFrame, TransferRequestFrame
 from voice.codecs import pcm16_to_ulaw, resample
 from voice.speech_engines import SpeechStyle
 from voice.speech_renderer import PIPELINE_RATE, SpeechRenderer
@@ -37,12 +37,26 @@ class TransferRequester(FrameProcessor):
             await self.push_frame(frame, direction)
             return
         transfer: dict[str, str] = {"team": frame.team, "mode": frame.mode}
+        if frame.target:
+            transfer["target"] = frame.target
         if frame.mode == "bridged" and frame.briefing:
             pcm = await asyncio.to_thread(self._renderer.render, frame.briefing, self._style)
             samples = np.frombuffer(pcm, dtype=np.int16)
             at_8k = resample(samples, PIPELINE_RATE, GATEWAY_RATE).tobytes()
             transfer["whisper"] = base64.b64encode(pcm16_to_ulaw(at_8k)).decode()
         await self.push_frame(OutputTransportMessageFrame(message={"event": "transfer", "transfer": transfer}))
+
+
+class AgentVoicePlayer(FrameProcessor):
+    """Just before the transport out: a browser agent's voice is played to the caller."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, AgentVoiceFrame):
+            await self.push_frame(OutputAudioRawFrame(audio=frame.audio, sample_rate=frame.sample_rate,
+                                                      num_channels=1))
+            return
+        await self.push_frame(frame, direction)
 
 
 class AgentLegRecorder(FrameProcessor):
