@@ -1,7 +1,8 @@
 """The per-call voice pipeline, assembled in one place.
 
-transport in -> (to a browser agent) -> VAD (pauses) -> barge-in gate -> caller turns (end of turn, Whisper fr) -> no-input watch
--> dialogue (flows) -> transfer requests -> TTS (Piper or Kokoro, cached clauses)
+transport in -> (to a browser agent) -> VAD (pauses) -> barge-in gate -> caller turns (end of turn, Whisper fr)
+-> (with an agent: both sides transcribed for the record) -> no-input watch
+-> dialogue (flows) -> transfer requests -> TTS (Piper or Kokoro, cached clauses) -> (hold tones)
 -> output pacer (hold/release) -> (a browser agent's voice) -> transport out -> agent leg -> recorder
 """
 
@@ -17,7 +18,9 @@ from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
 
 from bot.agents.agent_leg import CallerToAgent
+from bot.agents.hold_tones import HoldTones
 from bot.agents.hub import Seat
+from bot.agents.human_transcript import HumanPartTranscriber
 from bot.call_log import CallLog
 from bot.processors.barge_in import BargeInGate
 from bot.processors.dialogue import DialogueProcessor
@@ -103,11 +106,13 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
                         completeness=services.completeness.probability if services.completeness else None,
                         settings=settings.turn, slow_settings=settings.slow.end_of_turn(settings.turn),
                         call_id=call.call_id),
+        HumanPartTranscriber(transcriber=services.transcriber, call=call),
         SilenceWatch(timeout_s=settings.call.no_input_s, slow_timeout_s=settings.slow.no_input_s),
         dialogue,
         TransferRequester(renderer=services.renderer, style=speech_style(settings)),
         RenderedTTSService(renderer=services.renderer, style=speech_style(settings),
                            slow_style=slow_speech_style(settings)),
+        HoldTones(),
         OutputPacer(),
         AgentVoicePlayer(),
         transport.output(),

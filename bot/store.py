@@ -52,7 +52,7 @@ class Turn(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
     index: Mapped[int] = mapped_column(Integer)
-    speaker: Mapped[str] = mapped_column(String(8))        # caller | bot
+    speaker: Mapped[str] = mapped_column(String(8))        # caller | bot | agent
     text: Mapped[str] = mapped_column(Text)
     start_ms: Mapped[int | None] = mapped_column(Integer)  # offsets from the start of the call
     end_ms: Mapped[int | None] = mapped_column(Integer)

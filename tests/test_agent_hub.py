@@ -34,7 +34,7 @@ AGENTS = {  # name: (role, teams, desk phone)
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hub")
     # Short waits, so that "nobody accepted in time" is seen within the test.
-    with bot_server(tmp, CALLBOT_AGENTS_ANSWER_TIMEOUT_S="20") as server:
+    with bot_server(tmp, CALLBOT_AGENTS_ANSWER_TIMEOUT_S="35") as server:
         for name, (role, teams, phone) in AGENTS.items():
             add_user(server_database(server.log_path), name, PASSWORD, role=role, teams=teams, sip_uri=phone)
         yield server
@@ -163,10 +163,22 @@ def test_two_agents_accept_at_once_one_gets_the_caller_who_is_put_through(server
         caller.hang_up()
 
 
-def test_caller_who_hangs_up_while_waiting_leaves_the_queue(server):
+def test_waiting_caller_hears_the_place_and_hold_tones_then_hangs_up(server):
+    from bot.agents.hold_tones import chime
+
     claire = signed_in(server, "claire", teams=["accueil"])
     caller, call_id = queued_caller(server)
     assert any(e["call_id"] == call_id for e in claire.queue())
+    record = server.wait_for(call_id, lambda r: any("prochaine personne" in t["text"] for t in r["turns"]),
+                             timeout=30)
+    said = next(t["text"] for t in record["turns"] if "prochaine personne" in t["text"])
+    assert "L'attente est estimée" in said and "rappel" in said
+    caller.wait_quiet(since=time.monotonic() - 1, quiet_s=1.0, timeout=30)
+    since = time.monotonic()
+    time.sleep(8)   # after the bot's words, a chime every few seconds (only it is sent: no audio otherwise)
+    heard = resample(caller.heard_since(since).astype(np.float32), 8000, 16000)
+    assert spectral_match(heard, telephone(chime())[:11200]) > 0.9
+    assert np.abs(heard).max() < 8000   # quiet
     caller.hang_up()
     server.wait_for(call_id, lambda r: r["ended_at"] is not None, timeout=20)
     assert all(e["call_id"] != call_id for e in claire.queue())
@@ -181,7 +193,7 @@ def test_nobody_in_time_the_caller_books_a_callback_on_the_keypad(server):
     gives their number and the time of day on the keypad; an agent sees it and marks it done."""
     caller, call_id = queued_caller(server)
     try:
-        server.wait_for(call_id, lambda r: "queue_timeout" in [e["kind"] for e in r["events"]], timeout=40)
+        server.wait_for(call_id, lambda r: "queue_timeout" in [e["kind"] for e in r["events"]], timeout=60)
         caller.wait_quiet(since=time.monotonic() - 1, timeout=30)
         for keys in ("1", "0612345678#", "1", "1"):   # yes; the number; "that's right"; the morning
             now = time.monotonic()
@@ -329,6 +341,11 @@ def test_browser_agent_sees_the_card_accepts_and_talks_with_the_caller(server, t
     for kind in ("queued", "agent_accepted", "agent_connected", "transfer_bridged", "agent_left", "agent_wrapup"):
         assert kind in kinds, kinds
     assert record["outcome"] == "transferred"
+    # the transcript went on through the human part, both speakers
+    human = [t for t in record["turns"] if t["start_ms"] and t["start_ms"] > next(
+        e["at_ms"] for e in record["events"] if e["kind"] == "agent_connected")]
+    assert any(t["speaker"] == "agent" and "dossier" in t["text"] for t in human), record["turns"]
+    assert any(t["speaker"] == "caller" and "relance" in t["text"] for t in human), record["turns"]
     wrapup = next(e["data"] for e in record["events"] if e["kind"] == "agent_wrapup")
     assert wrapup["agent"] == "claire" and wrapup["outcome"] == "information_donnee"
 

@@ -26,6 +26,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from bot.agents.hold_tones import HoldFrame
 from bot.call_log import CallLog
 from bot.config import SlowSpeechSettings
 from bot.processors.frames import (
@@ -132,6 +133,7 @@ class DialogueProcessor(FrameProcessor):
                 await self._say_queue_update()
             return
         if isinstance(frame, NoAgentFrame):
+            await self.push_frame(HoldFrame(on=False))
             await self._say(self._conversation.on_no_agent(), speech_end=None, transcript_at=None)
             return
         if isinstance(frame, AgentAcceptedFrame):
@@ -246,6 +248,7 @@ class DialogueProcessor(FrameProcessor):
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
         if self._seat is not None:
             if reply.leave_queue:
+                await self.push_frame(HoldFrame(on=False))
                 await self._seat.leave("callback")
             if reply.callback is not None:
                 await self._seat.book(reply.callback)
@@ -263,6 +266,7 @@ class DialogueProcessor(FrameProcessor):
             self._stream_task = self.create_task(self._speak_stream(reply, self._pending), "fallback-stream")
         if reply.queue and reply.handoff and self._seat is not None and self._transfer_mode != "blind":
             await self._seat.join(reply.handoff)
+            await self.push_frame(HoldFrame(on=True))
         elif reply.handoff and self._transfer_mode:
             # Without the agent hub, or blind transfers to a contact centre's own queues:
             # the gateway transfers once the words before have been played.
@@ -312,6 +316,7 @@ class DialogueProcessor(FrameProcessor):
         """An agent took the call: the caller is told; a desk phone is called by the gateway
         (the agent hears the briefing first), a browser agent's leg is already up."""
         self._queue_update = None
+        await self.push_frame(HoldFrame(on=False))
         await self._say(self._conversation.on_agent_accepted(), speech_end=None, transcript_at=None)
         if frame.device == "phone" and self._transfer_mode is not None:
             handoff = self._conversation.handoff
