@@ -431,6 +431,12 @@ def cmd_bench_stt(args: argparse.Namespace) -> int:
     return bench_stt(limit=args.limit, as_json=args.json, sweep=args.sweep, progress=args.verbose)
 
 
+def cmd_bench_handoff(args: argparse.Namespace) -> int:
+    from bot.bench_handoff import run_handoff_bench
+
+    return run_handoff_bench(calls=args.calls, as_json=args.json)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_latency_bench
 
@@ -511,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=cmd_users)
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True)
+    b = bench.add_parser("handoff", help="caller asks for a human -> card at an available agent, accept -> two-way audio")
+    b.add_argument("--calls", type=int, default=10)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_handoff)
     b = bench.add_parser("latency", help="turn latency, p50/p95 per stage")
     b.add_argument("--channel", choices=["text", "webrtc", "sip"], default="webrtc")
     b.add_argument("--turns", type=int, default=20)

@@ -26,12 +26,22 @@ import base64
 import binascii
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from pipecat.frames.frames import Frame, OutputTransportMessageFrame, OutputTransportMessageUrgentFrame
+from pipecat.frames.frames import (
+    Frame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
 from pipecat.serializers.twilio import TwilioFrameSerializer
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketOutputTransport,
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocketState
 
@@ -40,7 +50,7 @@ from bot.auth import bearer_token, token_matches, twilio_signature_ok
 from bot.call_log import CallLog
 from bot.pipeline import build_voice_call
 from bot.preferences import caller_key
-from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, TransferStatusFrame
+from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, LiveAudioFrame, TransferStatusFrame
 from bot.services import BotServices
 from voice.codecs import StreamResampler, ulaw_to_pcm16
 from voice.speech_renderer import PIPELINE_RATE
@@ -118,6 +128,31 @@ class MediaStreamSerializer(TwilioFrameSerializer):
                 return None
             return json.dumps({**message, "streamSid": self._stream_sid})
         return await super().serialize(frame)
+
+
+# A live voice (a browser agent's) older than this when its turn to be sent comes is dropped.
+LIVE_MAX_AGE_S = 0.3
+
+
+class LiveOutput(FastAPIWebsocketOutputTransport):
+    """pipecat's websocket output sends audio at the pace of playback from one queue: audio
+    that arrives while it is behind waits, and everything after it with it, for good.
+    Measured with a browser agent's voice on 2 loaded cores: 1.2 s of delay from the moment
+    the agent joined. A live voice (LiveAudioFrame) that waited longer than LIVE_MAX_AGE_S is
+    dropped instead; the bot's own speech is never dropped."""
+
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if isinstance(frame, LiveAudioFrame) and time.monotonic() - frame.received > LIVE_MAX_AGE_S:
+            return True
+        return await super().write_audio_frame(frame)
+
+
+class MediaStreamTransport(FastAPIWebsocketTransport):
+    """pipecat's websocket transport with the live-voice output."""
+
+    def __init__(self, websocket: Any, params: FastAPIWebsocketParams) -> None:
+        super().__init__(websocket=websocket, params=params)
+        self._output = LiveOutput(self, self._client, self._params, name=self._output_name)
 
 
 class AiohttpMediaSocket:
@@ -251,8 +286,8 @@ class MediaStreamCalls:
         await call.event("media_stream_start", {"called": str(params.get("called", ""))[:64],
                                                 "client": "gateway" if can_transfer else "cpaas"})
         socket = AiohttpMediaSocket(ws, request, call, can_transfer=can_transfer)
-        transport = FastAPIWebsocketTransport(
-            websocket=socket,  # type: ignore[arg-type]
+        transport = MediaStreamTransport(
+            websocket=socket,
             params=FastAPIWebsocketParams(
                 audio_in_enabled=True,
                 audio_out_enabled=True,

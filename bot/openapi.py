@@ -1,10 +1,18 @@
 """The OpenAPI 3.0 description of the bot's HTTP API, served at `/api/openapi.json`.
 
 Built in code, from the same constants the handlers check against (keypad keys, text
-length, slot parsers, teams), so that it cannot drift from a YAML file nobody reruns;
-tests/test_fuzz.py checks every route of `bot.server.create_app` against it and every
-answer of the fuzzed API against its schemas. Error bodies are always `{"error": str}`
-(`bot.chat.json_error`, and the `json_errors` middleware for aiohttp's own 404/405/413).
+length, slot parsers, teams, roles, wrap-up outcomes), so that it cannot drift from a YAML
+file nobody reruns; tests/test_fuzz.py checks every route of `bot.server.create_app`
+against it and every answer of the fuzzed API against its schemas. Error bodies are
+`{"error": str}` (`bot.chat.json_error`, and the `json_errors` middleware for aiohttp's
+own 404/405/413 and the handlers' raised 4xx), but for a locked sign-in (429), which also
+says when to try again.
+
+Who may call what: the call records take the admin bearer token (machine clients) or a
+signed-in session of role supervisor or above; the agent console's routes (/api/agent/...)
+and /api/me, /api/logout a session of any role (`require_role` in bot/agents/access.py:
+401 without a valid session, 403 for a role too low and, on POST, without the session's
+X-CSRF-Token).
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.agents.access import CSRF_HEADER, SESSION_COOKIE
+from bot.agents.accounts import ROLES
+from bot.agents.console import MAX_BODY, MAX_NOTE, OUTCOMES
 from flows.engine import MAX_KEYS
 from flows.schema import TEAMS
 from flows.slots import PARSERS
@@ -24,6 +35,8 @@ from flows.slots import PARSERS
 MAX_TEXT_CHARS = 2000
 CHANNELS = ("text", "webrtc", "sip")
 JSON = "application/json"
+# `require_role("agent")` refuses a session only when its role is none of ROLES.
+ROLE_UNKNOWN = "the session's role is none the hub knows"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -55,6 +68,11 @@ def _schemas() -> dict[str, Any]:
     # Not `format: date-time`: RFC 3339 wants an offset, and SQLite gives the UTC time without one.
     timestamp = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}",
                  "description": "ISO 8601, UTC (no offset when the store is SQLite)"}
+    # "agent": what a human agent said, transcribed once they have the call.
+    speaker = {"type": "string", "enum": ["caller", "bot", "agent"]}
+    said = _obj({"speaker": speaker, "text": {"type": "string"}})
+    device = {"type": "string", "enum": ["browser", "phone"]}
+    call_id = {"type": "string", "minLength": 1}
     return {
         "Error": _obj({"error": {"type": "string"}}, description="Every error the API answers."),
         "Health": _obj({
@@ -104,7 +122,7 @@ def _schemas() -> dict[str, Any]:
         }),
         "Turn": _obj({
             "index": {"type": "integer", "minimum": 0},
-            "speaker": {"type": "string", "enum": ["caller", "bot"]},
+            "speaker": speaker,
             "text": {"type": "string"},
             "start_ms": _nullable({"type": "integer"}),
             "end_ms": _nullable({"type": "integer"}),
@@ -129,10 +147,128 @@ def _schemas() -> dict[str, Any]:
             "outcome": _nullable({"type": "string"}),
             "team": _nullable(team),
             "region": _nullable({"type": "string"}),
-            "recording_url": _nullable({"type": "string", "description": "GET it with the same token"}),
+            "recording_url": _nullable({"type": "string", "description": "GET it with the same credentials"}),
             "turns": {"type": "array", "items": _ref("Turn")},
             "events": {"type": "array", "items": _ref("Event")},
         }),
+        # ---------------------------------------------------------------- sign-in
+        "Login": {
+            "type": "object",
+            "required": ["username", "password"],
+            "properties": {
+                "username": {"type": "string", "description": "case and surrounding spaces do not matter"},
+                "password": {"type": "string", "format": "password"},
+            },
+        },
+        "Me": _obj({
+            "username": {"type": "string", "minLength": 1},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "teams": {**strings, "description": "the routing teams the user serves (supervisors and "
+                                                "admins see every team whatever this says)"},
+            "csrf_token": {"type": "string", "minLength": 1,
+                           "description": f"send it back in {CSRF_HEADER} on every POST of this session"},
+        }, description="The signed-in user."),
+        "LoginLocked": _obj({
+            "error": {"type": "string"},
+            "retry_after_s": {"type": "integer", "minimum": 1, "description": "as the Retry-After header"},
+        }, description="Too many failed sign-ins in a row for this name: no password is checked until then."),
+        # ---------------------------------------------------------------- the agent console
+        "Presence": _obj({
+            "status": {"type": "string", "enum": ["available", "paused", "busy"],
+                       "description": "paused until the agent says otherwise; in a call: see call_id"},
+            "teams": {**strings, "description": "the teams chosen when last available"},
+            "device": device,
+            "call_id": _nullable({"type": "string", "description": "the call the agent has now"}),
+            "has_phone": {"type": "boolean", "description": "a desk phone is set for the agent"},
+        }),
+        "PresenceUpdate": {
+            "type": "object",
+            "required": ["status", "teams"],
+            "properties": {
+                "status": {"type": "string", "enum": ["available", "paused"]},
+                "teams": {"type": "array", "items": team,
+                          "description": "among those the user serves (every team for a supervisor)"},
+                "device": {**device, "default": "browser", "description": "phone: the user's desk phone must be set"},
+            },
+        },
+        "PresenceSet": _obj({
+            "status": {"type": "string", "enum": ["available", "paused"]},
+            "teams": {"type": "array", "items": team},
+            "device": device,
+        }),
+        "Card": _obj({
+            "question_type": _nullable({"type": "string", "description": "null: the bot settled on none"}),
+            "question": _nullable({"type": "string"}),
+            "team": team,
+            "team_name": {"type": "string"},
+            "reason": {"type": "string"},
+            "reason_text": {"type": "string"},
+            "identified": {"type": "boolean"},
+            "account": _nullable({"type": "string", "description": "the SIRET, masked; null unless identified"}),
+            "slots": {"type": "array", "items": _obj({"name": {"type": "string"}, "value": {"type": "string"}}),
+                      "description": "what the caller gave; identifiers masked"},
+            "slow": {"type": "boolean", "description": "the caller needs to be spoken to slowly"},
+            "summary": {"type": "string", "minLength": 1},
+            "transcript": {"type": "array", "items": said, "description": "the last turns"},
+            "suggestion": _nullable(_obj({"text": {"type": "string"}, "source": {"type": "string"},
+                                          "title": {"type": "string"}}, description="an aid, never an instruction")),
+            "caller": _nullable({"type": "string", "description": "the caller's number, masked"}),
+        }, description="What the agent reads before taking the caller (bot/agents/card.py)."),
+        "QueueEntry": _obj({
+            "call_id": call_id,
+            "channel": {"type": "string", "enum": list(CHANNELS)},
+            "team": team,
+            "reason": {"type": "string", "description": "why the bot handed the caller over"},
+            "waiting_s": {"type": "number", "minimum": 0},
+            "priority": {"type": "integer", "minimum": 0, "description": "0 first (difficultes), then by waiting time"},
+            "card": _ref("Card"),
+        }),
+        "Accept": {
+            "type": "object",
+            "description": "browser (the default): the console's SDP offer; phone: the gateway rings the "
+                           "user's desk phone (a SIP call only).",
+            "properties": {
+                "device": {**device, "default": "browser"},
+                "sdp": {"type": "string", "description": "starts with 'v=0', has an 'm=audio' line"},
+                "type": {"type": "string", "enum": ["offer"], "default": "offer"},
+            },
+        },
+        "Accepted": _obj({
+            "call_id": call_id,
+            "sdp": {"type": "string", "description": "browser: the SDP answer"},
+            "type": {"type": "string", "enum": ["answer"]},
+            "device": {"type": "string", "enum": ["phone"], "description": "phone: the desk phone rings"},
+        }, required=("call_id",), description="browser: sdp, type and call_id; phone: device and call_id"),
+        "Declined": _obj({"declined": call_id}),
+        "AgentCall": _obj({
+            "call_id": call_id,
+            "state": {"type": "string", "enum": ["briefing", "connected", "ended"],
+                      "description": "briefing: the agent hears the briefing alone"},
+            "transcript": {"type": "array", "items": said},
+            "card": _ref("Card"),
+        }),
+        "HungUp": _obj({"call_id": call_id, "state": {"type": "string", "enum": ["ended"]}}),
+        "Wrapup": {
+            "type": "object",
+            "required": ["outcome"],
+            "properties": {
+                "outcome": {"type": "string", "enum": list(OUTCOMES)},
+                "note": {"type": "string", "maxLength": MAX_NOTE, "default": ""},
+            },
+        },
+        "WrappedUp": _obj({"call_id": call_id, "outcome": {"type": "string", "enum": list(OUTCOMES)}}),
+        "Callback": _obj({
+            "id": {"type": "integer"},
+            "call_id": call_id,
+            "team": team,
+            "team_name": {"type": "string"},
+            "phone": {"type": "string", "description": "the number to call back"},
+            "time_slot": {"type": "string", "description": "e.g. matin, apres_midi"},
+            "topic": {"type": "string"},
+            "created_at": timestamp,
+            "done_at": _nullable(timestamp),
+        }, description="A caller to call back (no agent in time, or outside opening hours)."),
+        "CallbackDone": _obj({"id": {"type": "integer"}, "done": {"type": "boolean", "enum": [True]}}),
     }
 
 
@@ -140,10 +276,47 @@ def _call_id() -> dict[str, Any]:
     return {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _csrf() -> dict[str, Any]:
+    return {"name": CSRF_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
+            "description": "the session's csrf_token (from /api/login or /api/me)"}
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": _ref(name)}}}
+
+
+def _console(method: str, operation_id: str, summary: str, responses: dict[str, Any], *,
+             call: bool = False, path_parameter: dict[str, Any] | None = None,
+             body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An operation behind `require_role("agent")`: a session of any role; a POST also
+    needs the session's CSRF token. `call`: a call of the user's teams named in the path
+    (404 otherwise: an agent does not learn of other teams' callers)."""
+    parameters = [p for p in (_call_id() if call else path_parameter,
+                              _csrf() if method == "post" else None) if p is not None]
+    forbidden = ROLE_UNKNOWN if method == "get" else f"{ROLE_UNKNOWN}, or {CSRF_HEADER} missing or wrong"
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
+                                 "security": [{"sessionCookie": []}]}
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+    operation["responses"] = {"401": _error("no session, or it expired"), "403": _error(forbidden), **responses}
+    if call:
+        operation["responses"]["404"] = _error("no such call in the user's queues")
+    operation["responses"] = dict(sorted(operation["responses"].items()))
+    return {method: operation}
+
+
 def _paths() -> dict[str, Any]:
-    admin = [{"bearerAuth": []}]
-    unauthorized = _error("no `Authorization: Bearer` credentials")
-    forbidden = _error("wrong token, or no CALLBOT_ADMIN_TOKEN configured")
+    # Either: the admin token (machine clients) or a supervisor's (or admin's) session.
+    records = [{"bearerAuth": []}, {"sessionCookie": []}]
+    unauthorized = _error("neither `Authorization: Bearer` credentials nor a session")
+    forbidden = _error("wrong token, or no CALLBOT_ADMIN_TOKEN configured; or the session's role is "
+                       "below supervisor")
+    body_errors = f"body over {MAX_BODY} bytes"
+    # An agent acts on their own call only; a supervisor (or admin) on any.
+    not_theirs = f"the call is another agent's, or {ROLE_UNKNOWN}"
+    not_theirs_post = f"the call is another agent's, {ROLE_UNKNOWN}, or {CSRF_HEADER} missing or wrong"
     return {
         "/health": {"get": {
             "operationId": "health", "summary": "The server is up; what it serves.",
@@ -183,7 +356,7 @@ def _paths() -> dict[str, Any]:
         }},
         "/api/calls/{call_id}": {"get": {
             "operationId": "getCall", "summary": "A call's record: turns, events, latency.",
-            "security": admin, "parameters": [_call_id()],
+            "security": records, "parameters": [_call_id()],
             "responses": {
                 "200": _json(_ref("Call"), "the record"),
                 "401": unauthorized, "403": forbidden, "404": _error("unknown call"),
@@ -191,13 +364,97 @@ def _paths() -> dict[str, Any]:
         }},
         "/api/calls/{call_id}/recording": {"get": {
             "operationId": "getRecording", "summary": "The call's stereo WAV (caller left, bot right).",
-            "security": admin, "parameters": [_call_id()],
+            "security": records, "parameters": [_call_id()],
             "responses": {
                 "200": {"description": "the recording",
                         "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                 "401": unauthorized, "403": forbidden, "404": _error("unknown call, or no recording"),
             },
         }},
+        # ---------------------------------------------------------------- sign-in
+        "/api/login": {"post": {
+            "operationId": "login", "summary": "Sign in: the user, their CSRF token, and the session cookie.",
+            "requestBody": _body("Login"),
+            "responses": {
+                "200": {**_json(_ref("Me"), "signed in (a session this browser had is closed)"),
+                        "headers": {"Set-Cookie": {
+                            "description": f"{SESSION_COOKIE}=...; HttpOnly; SameSite=Strict; Path=/",
+                            "schema": {"type": "string"}}}},
+                "400": _error("not JSON, or not an object with string username and password"),
+                "401": _error("wrong username or password (the same answer whether the name exists or not)"),
+                "413": _error("body over the server's byte limit"),
+                "415": _error("Content-Type is not application/json"),
+                "429": {**_json(_ref("LoginLocked"), "too many failed sign-ins in a row"),
+                        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}},
+            },
+        }},
+        "/api/logout": _console("post", "logout", "Sign out: the session is closed and the cookie cleared.", {
+            # No body: an empty content map (OpenAPI 3.0 allows it; the tests read every response's content).
+            "204": {"description": "signed out; Set-Cookie clears the session cookie", "content": {}},
+        }),
+        "/api/me": _console("get", "me", "Who is signed in, with the CSRF token the page sends back on changes.", {
+            "200": _json(_ref("Me"), "the signed-in user"),
+        }),
+        # ---------------------------------------------------------------- the agent console
+        "/api/agent/presence": {
+            **_console("get", "getPresence", "The user's availability, teams and device.", {
+                "200": _json(_ref("Presence"), "paused for no team on the browser until first set"),
+            }),
+            **_console("post", "setPresence", "Available or paused, for which teams, on which device.", {
+                "200": _json(_ref("PresenceSet"), "set"),
+                "400": _error("not JSON, not an object, a field missing or wrong, or device phone without a "
+                              "desk phone"),
+                "403": _error(f"a team the user does not serve, {ROLE_UNKNOWN}, or {CSRF_HEADER} missing or wrong"),
+                "413": _error(body_errors),
+            }, body=_body("PresenceUpdate")),
+        },
+        "/api/agent/queue": _console("get", "getQueue", "Waiting callers of the user's teams, the one to take "
+                                     "first first (the teams chosen when available, else all theirs).", {
+            "200": _json({"type": "array", "items": _ref("QueueEntry")}, "the waiting callers"),
+        }),
+        "/api/agent/calls/{call_id}/accept": _console(
+            "post", "acceptCall", "Take the caller: exactly one agent gets them; then they are connected to "
+            "this user's browser (the SDP answer) or desk phone.", {
+                "200": _json(_ref("Accepted"), "the caller is the user's"),
+                "400": _error("not JSON, not an object, no SDP offer with audio for a browser, no desk phone "
+                              "set, an unknown device, or the offer could not be negotiated"),
+                "409": _error("already taken by another agent, held by another node of the cluster, or not a "
+                              "SIP call for a desk phone"),
+                "410": _error("the caller is no longer waiting"),
+                "413": _error(body_errors),
+                "500": _error("no SDP answer could be produced for the user's audio (the caller waits again)"),
+            }, call=True, body=_body("Accept")),
+        "/api/agent/calls/{call_id}/decline": _console("post", "declineCall", "Pass on a caller (noted on the "
+                                                       "call's record); the body is not read.", {
+            "200": _json(_ref("Declined"), "declined"),
+        }, call=True),
+        "/api/agent/calls/{call_id}": _console("get", "getAgentCall", "The call the user has: where it stands, "
+                                               "the transcript, the card.", {
+            "200": _json(_ref("AgentCall"), "the call"),
+            "403": _error(not_theirs),
+        }, call=True),
+        "/api/agent/calls/{call_id}/hangup": _console("post", "hangUp", "End the conversation with the caller; "
+                                                      "the body is not read.", {
+            "200": _json(_ref("HungUp"), "ended"),
+            "403": _error(not_theirs_post),
+        }, call=True),
+        "/api/agent/calls/{call_id}/wrapup": _console("post", "wrapUp", "The user's note and outcome code, on "
+                                                      "the call's record; the user takes calls again.", {
+            "200": _json(_ref("WrappedUp"), "noted"),
+            "400": _error(f"not JSON, not an object, no known outcome, or a note that is not a string or "
+                          f"is over {MAX_NOTE} characters"),
+            "403": _error(not_theirs_post),
+            "413": _error(body_errors),
+        }, call=True, body=_body("Wrapup")),
+        "/api/agent/callbacks": _console("get", "listCallbacks", "Callers to call back, of the user's teams, "
+                                         "oldest first.", {
+            "200": _json({"type": "array", "items": _ref("Callback")}, "the callbacks not yet made"),
+        }),
+        "/api/agent/callbacks/{callback_id}/done": _console("post", "callbackDone", "The callback is made; the "
+                                                            "body is not read.", {
+            "200": _json(_ref("CallbackDone"), "done"),
+            "404": _error("no such callback still to make in the user's teams"),
+        }, path_parameter={"name": "callback_id", "in": "path", "required": True, "schema": {"type": "integer"}}),
     }
 
 
@@ -219,8 +476,12 @@ def _spec() -> dict[str, Any]:
         "paths": _paths(),
         "components": {
             "schemas": _schemas(),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "description": "CALLBOT_ADMIN_TOKEN"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "CALLBOT_ADMIN_TOKEN"},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                                  "description": "set by POST /api/login; POST requests also need the "
+                                                 f"session's {CSRF_HEADER} header"},
+            },
         },
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATIC = Path(__file__).resolve().parent.parent / "static"
 BAD_CREDENTIALS = "identifiant ou mot de passe incorrect"
-NO_STORE = {"Cache-Control": "no-store"}   # the answers carry the CSRF token
+NO_STORE = {"Cache-Control": "no-store"}
+MAX_LOGIN_BODY = 4096   # the answers carry the CSRF token
 
 
 async def make_accounts(store: Store, settings: AgentSettings) -> Accounts:
@@ -128,9 +130,12 @@ async def login_api(request: web.Request) -> web.Response:
     # JSON only: a cross-site form cannot send this content type (no sign-in by a forged form).
     if request.content_type != "application/json":
         return _json_error(415, "corps JSON attendu (Content-Type: application/json)")
+    raw = await request.content.read(MAX_LOGIN_BODY + 1)
+    if len(raw) > MAX_LOGIN_BODY:
+        return _json_error(413, "corps trop long")
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):   # not JSON, not UTF-8, nested too deep
         return _json_error(400, "corps JSON invalide")
     if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("username", "password")):
         return _json_error(400, 'attendu : {"username": "...", "password": "..."}')

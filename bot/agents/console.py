@@ -210,10 +210,10 @@ async def list_callbacks(request: web.Request) -> web.Response:
 
 @require_role("agent")
 async def callback_done(request: web.Request) -> web.Response:
-    try:
-        callback_id = int(request.match_info["callback_id"])
-    except ValueError as e:
-        raise web.HTTPNotFound(reason="no such callback") from e
+    raw = request.match_info["callback_id"]
+    if not raw.isdigit() or len(raw) > 18:   # an id the store can hold (64-bit)
+        raise web.HTTPNotFound(reason="no such callback")
+    callback_id = int(raw)
     user: SessionInfo = request["user"]
     if not await request.app[hub_key].queue.callback_done(callback_id, user.username, allowed_teams(user)):
         raise web.HTTPNotFound(reason="no such callback to make in your teams")

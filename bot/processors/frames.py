@@ -1,8 +1,9 @@
 """Frames of our own, travelling between the call's processors."""
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
-from pipecat.frames.frames import DataFrame, SystemFrame
+from pipecat.frames.frames import DataFrame, OutputAudioRawFrame, SystemFrame
 
 
 @dataclass
@@ -86,3 +87,12 @@ class AgentVoiceFrame(SystemFrame):
 
     audio: bytes = b""
     sample_rate: int = 16000
+
+
+@dataclass
+class LiveAudioFrame(OutputAudioRawFrame):
+    """A live speaker's voice on its way out (a browser agent's): late, it is dropped rather
+    than delayed, so the conversation stays live. `received` is when it reached the
+    transport out (the transport cuts it into chunks of this class on arrival)."""
+
+    received: float = field(default_factory=time.monotonic)

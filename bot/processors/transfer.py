@@ -12,7 +12,7 @@ import numpy as np
 from pipecat.frames.frames import Frame, OutputAudioRawFrame, OutputTransportMessageFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from bot.processors.frames import AgentAudioFrame, AgentVoiceFrame, TransferRequestFrame
+from bot.processors.frames import AgentAudioFrame, AgentVoiceFrame, LiveAudioFrame, TransferRequestFrame
 from voice.codecs import pcm16_to_ulaw, resample
 from voice.speech_engines import SpeechStyle
 from voice.speech_renderer import PIPELINE_RATE, SpeechRenderer
@@ -53,8 +53,7 @@ class AgentVoicePlayer(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, AgentVoiceFrame):
-            await self.push_frame(OutputAudioRawFrame(audio=frame.audio, sample_rate=frame.sample_rate,
-                                                      num_channels=1))
+            await self.push_frame(LiveAudioFrame(audio=frame.audio, sample_rate=frame.sample_rate, num_channels=1))
             return
         await self.push_frame(frame, direction)
 
