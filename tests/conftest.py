@@ -45,3 +45,22 @@ def pytest_make_collect_report(collector: pytest.Collector):
     if in_ci():
         _fail_if_skipped(report)
     return report
+
+
+@pytest.fixture(scope="session")
+def knowledge():
+    """The dialogue data, loaded once (a module may define its own)."""
+    from flows.knowledge import load_knowledge
+
+    return load_knowledge()
+
+
+@pytest.fixture(scope="session")
+def router(knowledge):
+    """The router `callbot models provision` trained, as the server uses it (training itself
+    is tested in tests/test_router.py)."""
+    from pathlib import Path
+
+    from flows.router import IntentRouter, RouterSettings
+
+    return IntentRouter(knowledge, RouterSettings(), Path(__file__).resolve().parent.parent / "var" / "router")

@@ -53,9 +53,13 @@ def signed_in(server, name: str, *, teams: list[str] | None = None, device: str 
 
 
 def queued_caller(server, *, keys: str = "0") -> tuple[StreamCaller, str]:
-    """A caller who hears the greeting, presses 0 (a human) and is in the queue."""
+    """A caller who presses 0 (a human) as the greeting begins (a key takes the floor) and
+    is in the queue."""
     caller = StreamCaller(ws_url(server), sid=f"MZ{uuid.uuid4().hex[:12]}").__enter__()
-    caller.wait_quiet(since=time.monotonic(), timeout=60)
+    deadline = time.monotonic() + 60
+    while not caller.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
     caller.keys(keys)
     watcher = signed_in(server, "sam")
     deadline = time.monotonic() + 20

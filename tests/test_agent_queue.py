@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,20 +15,6 @@ from bot.agents.queue import AgentQueue
 from bot.config import AgentSettings
 from bot.store import Store
 from flows.engine import Conversation, DialogueSettings, Keywords, State
-from flows.knowledge import load_knowledge
-from flows.router import IntentRouter, RouterSettings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge()
-
-
-@pytest.fixture(scope="module")
-def router(knowledge):
-    return IntentRouter(knowledge, RouterSettings(), ROOT / "var" / "router")
 
 
 @pytest.fixture

@@ -16,24 +16,12 @@ import pytest
 from bot.bench_slow import audio_stats
 from bot.config import SlowSpeechSettings, load_settings
 from flows.engine import Conversation, DialogueSettings, Keywords, State
-from flows.knowledge import load_knowledge
-from flows.router import IntentRouter, RouterSettings
 from flows.slow_wording import MAX_WORDS, figures, short_sentences, slow_wording
 from voice.slow_speech import speech_rate, syllables
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "je voudrais fermer ma micro-entreprise, quelles sont les démarches"  # its answer holds "30 jours"
 GARBLED = ("blouf tagada pim", "zorglub mirliton")
-
-
-@pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge()
-
-
-@pytest.fixture(scope="module")
-def router(knowledge):
-    return IntentRouter(knowledge, RouterSettings(), ROOT / "var" / "router")
 
 
 @pytest.fixture

@@ -207,15 +207,6 @@ async function decline(callId) {
 }
 
 // ---------- Call ----------
-function waitForIce(peer) {
-  if (peer.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (peer.iceGatheringState === "complete") { peer.removeEventListener("icegatheringstatechange", done); resolve(); } };
-    peer.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 3000);
-  });
-}
-
 function closeAudio() {
   if (ac.pc) { ac.pc.close(); ac.pc = null; }
   if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }

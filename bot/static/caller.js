@@ -19,15 +19,6 @@ function addLine(speaker, text) {
   li.scrollIntoView({ block: "end" });
 }
 
-function waitForIce(peer) {
-  if (peer.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (peer.iceGatheringState === "complete") { peer.removeEventListener("icegatheringstatechange", done); resolve(); } };
-    peer.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 3000);
-  });
-}
-
 function onlyLoopback(sdp) {
   return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
 }
