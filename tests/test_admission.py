@@ -169,9 +169,12 @@ LOUD = 300
 def server(tmp_path_factory):
     from bot.caller_sim import bot_server
 
+    # Blind transfers: a request for a human is a `transfer` message at once (with the agent
+    # hub, only an agent's accept on a desk phone sends one: tests/test_agent_hub.py).
     with bot_server(tmp_path_factory.mktemp("admission-voice"), CALLBOT_MAX_CALLS="4",
                     CALLBOT_GATEWAY_TOKEN=GATEWAY_TOKEN, CALLBOT_TWILIO_AUTH_TOKEN=TWILIO_AUTH_TOKEN,
-                    CALLBOT_CALL_CONNECT_TIMEOUT_S=str(CONNECT_TIMEOUT_S)) as s:
+                    CALLBOT_CALL_CONNECT_TIMEOUT_S=str(CONNECT_TIMEOUT_S),
+                    CALLBOT_CALL_TRANSFER_MODE="blind") as s:
         yield s
 
 

@@ -41,11 +41,11 @@ from bot.processors.frames import (
     TransferStatusFrame,
 )
 from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
+from voice.slow_speech import SlowSpeechFrame, speech_rate
+from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
 
 if TYPE_CHECKING:
     from bot.agents.hub import Seat
-from voice.slow_speech import SlowSpeechFrame, speech_rate
-from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
 
 log = logging.getLogger("callbot.dialogue")
 
