@@ -328,8 +328,6 @@ class Conversation:
             return self._reply([self.knowledge.prompt("handoff_waiting")])
         if self.keywords.match("human", said):
             return self._handoff(self.team or "accueil", "demande_conseiller")
-        if self.state is State.CALLBACK_OFFER:
-            return await self._callback_offer_answered(text, said)
         if self.state is State.HANDOFF:
             return await self._question_while_queued(text, said)
         if self._asks_pace("slow_down", said) and self.last_texts:
@@ -340,6 +338,8 @@ class Conversation:
             return self._remember_slow_answered(text, said)
         if self.keywords.match("goodbye", said):
             return self._goodbye()
+        if self.state is State.CALLBACK_OFFER:
+            return await self._callback_offer_answered(text, said)
         if self.state is State.OFFER_HUMAN:
             return await self._offer_human_answered(text, said)
         if self.state is State.CHECK_FILE:

@@ -196,6 +196,14 @@ async def test_the_conversation_says_nothing_without_a_value_that_is_not_prerend
     hear("waiting", (await conv.on_no_input()).texts)
     hear("transfer failed", conv.on_transfer_failed().texts)
     hear("goodbye", (await conv.on_text("merci au revoir")).texts)
+    # Waiting for an agent: the place (a value) and the wait, nobody in time, the callback.
+    conv = conversation(router)
+    await conv.on_text("je veux parler à un conseiller")
+    place = conv.on_queue_position(3, 200).texts
+    said.append(("queue place", [c for c in said_clauses(place) if not any(d.isdigit() for d in c)]))
+    hear("nobody in time", conv.on_no_agent().texts)
+    hear("callback: the number", (await conv.on_text("oui")).texts)
+    hear("callback: the number again", (await conv.on_text("je ne sais plus")).texts)
     hear("distress", (await conversation(router).on_text("je n'en peux plus, je veux mourir")).texts)
 
     # A flow: the SIRET not understood until the keypad and a human; then read back.
