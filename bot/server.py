@@ -116,7 +116,8 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await BotServices.create(settings, voice=voice)
         app[services_key] = services
-        app[accounts_key] = Accounts(services.store, settings.agents)
+        app[accounts_key] = accounts = Accounts(services.store, settings.agents)
+        await accounts.purge_expired_sessions()   # those left by a stop (each is also checked when used)
         app[hub_key] = hub = services.hub = AgentHub(
             settings.agents, AgentQueue(services.store), services.knowledge,
             retriever=services.fallback.retriever if services.fallback else None,

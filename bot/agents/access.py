@@ -18,8 +18,6 @@ from aiohttp import web
 
 from bot.agents.accounts import ROLES, AccountLocked, Accounts, SessionInfo, role_at_least
 from bot.auth import bearer_token, token_matches
-from bot.config import AgentSettings
-from bot.store import Store
 
 log = logging.getLogger("callbot.agents.access")
 
@@ -33,11 +31,6 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 BAD_CREDENTIALS = "identifiant ou mot de passe incorrect"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_LOGIN_BODY = 4096   # the answers carry the CSRF token
-
-
-async def make_accounts(store: Store, settings: AgentSettings) -> Accounts:
-    await store.create_schema()
-    return Accounts(store, settings)
 
 
 async def current_user(request: web.Request) -> SessionInfo | None:

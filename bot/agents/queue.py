@@ -137,13 +137,6 @@ class AgentQueue:
         return {"status": row.status, "teams": [t for t in row.teams.split(",") if t], "device": row.device,
                 "call_id": row.call_id}
 
-    async def available(self, team: str) -> int:
-        """Agents available for `team` and not in a call now."""
-        async with self.store.session() as s:
-            rows = await s.scalars(select(AgentPresence).where(AgentPresence.status == "available",
-                                                               AgentPresence.call_id.is_(None)))
-            return sum(team in r.teams.split(",") for r in rows)
-
     # ------------------------------------------------------------------ callbacks
 
     async def add_callback(self, call_id: str, *, team: str, phone: str, time_slot: str, topic: str) -> int:
