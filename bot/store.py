@@ -28,8 +28,13 @@ class Base(DeclarativeBase):
     pass
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A datetime read back from the store: SQLite gives naive ones; everything is written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Call(Base):
@@ -37,7 +42,7 @@ class Call(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: uuid.uuid4().hex)
     channel: Mapped[str] = mapped_column(String(16))
     caller: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(String(32))
     team: Mapped[str | None] = mapped_column(String(32))
@@ -83,7 +88,7 @@ class CallerPreference(Base):
     __tablename__ = "caller_preferences"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     slow: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 TURN_FIELDS = ("index", "speaker", "text", "start_ms", "end_ms", "asr_confidence", "intent",
@@ -129,7 +134,7 @@ class Store:
             call = await s.get(Call, call_id)
             if call is None or call.ended_at is not None:
                 return
-            call.ended_at, call.outcome, call.team = _now(), outcome, team
+            call.ended_at, call.outcome, call.team = utc_now(), outcome, team
             call.recording = recording or call.recording
 
     async def update_team(self, call_id: str, team: str) -> None:
@@ -168,7 +173,7 @@ class Store:
             preference = await s.get(CallerPreference, key)
             if preference is None:
                 return False
-            preference.updated_at = _now()
+            preference.updated_at = utc_now()
             return preference.slow
 
     async def set_slow_preference(self, key: str, slow: bool) -> None:

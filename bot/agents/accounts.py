@@ -13,7 +13,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import yaml
 from sqlalchemy import delete, select, update
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.agents.tables import User, UserSession
 from bot.config import ROOT, AgentSettings
-from bot.store import Store
+from bot.store import Store, as_utc, utc_now
 
 log = logging.getLogger("callbot.agents.accounts")
 
@@ -109,13 +109,6 @@ _DUMMY_HASH = "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
                         _b64(secrets.token_bytes(SALT_BYTES)), _b64(secrets.token_bytes(HASH_BYTES))])
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; everything here is written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _token_hash(token: str) -> str | None:
@@ -207,9 +200,9 @@ class Accounts:
         if user is None:
             await self._unknown_login(username, password, remote)
             return None
-        now = _now()
-        if user.locked_until is not None and _aware(user.locked_until) > now:
-            raise self._locked(username, _aware(user.locked_until) - now, remote)
+        now = utc_now()
+        if user.locked_until is not None and as_utc(user.locked_until) > now:
+            raise self._locked(username, as_utc(user.locked_until) - now, remote)
         # The scrypt work is done whatever the password's length, as for an unknown name.
         ok = await asyncio.to_thread(verify_password, password[:MAX_PASSWORD], user.password_hash)
         ok = ok and len(password) <= MAX_PASSWORD
@@ -233,7 +226,7 @@ class Accounts:
             failures = user.failed_logins
             if failures >= self.settings.max_failed_logins:
                 # The count starts again once the lock is over.
-                user.failed_logins, user.locked_until = 0, _now() + timedelta(seconds=self.settings.lockout_s)
+                user.failed_logins, user.locked_until = 0, utc_now() + timedelta(seconds=self.settings.lockout_s)
         if failures >= self.settings.max_failed_logins:
             log.warning("%s locked for %.0f s after %d failed sign-ins (last from %s)", username,
                         self.settings.lockout_s, failures, remote or "?")
@@ -241,7 +234,7 @@ class Accounts:
             log.warning("failed sign-in for %s from %s (%d in a row)", username, remote or "?", failures)
 
     async def _unknown_login(self, username: str, password: str, remote: str | None) -> None:
-        now = _now()
+        now = utc_now()
         failures, locked_until = self._unknown_failures.get(username, (0, None))
         if locked_until is not None and locked_until > now:
             raise self._locked("an unknown name", locked_until - now, remote)
@@ -276,7 +269,7 @@ class Accounts:
             if user is None:
                 raise ValueError(f"unknown user {username!r}")
             s.add(UserSession(token_hash=_token_hash(token), username=username, csrf_token=csrf,
-                              expires_at=_now() + timedelta(seconds=self.settings.session_ttl_s)))
+                              expires_at=utc_now() + timedelta(seconds=self.settings.session_ttl_s)))
             info = _info(user)
         return token, SessionInfo(info.username, info.role, info.teams, info.sip_uri, csrf)
 
@@ -292,7 +285,7 @@ class Accounts:
         if row is None:
             return None
         session, user = row
-        if _aware(session.expires_at) <= _now():
+        if as_utc(session.expires_at) <= utc_now():
             await self.close_session(token)
             return None
         return SessionInfo(user.username, user.role, _split(user.teams), user.sip_uri, session.csrf_token)
@@ -306,7 +299,7 @@ class Accounts:
 
     async def purge_expired_sessions(self) -> int:
         async with self.store.session() as s, s.begin():
-            result = await s.execute(delete(UserSession).where(UserSession.expires_at <= _now()))
+            result = await s.execute(delete(UserSession).where(UserSession.expires_at <= utc_now()))
             return result.rowcount or 0
 
 

@@ -4,25 +4,18 @@ sees the same queue, and an accept is decided by the database, not by a node."""
 from __future__ import annotations
 
 import statistics
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
 from bot.agents.tables import AgentPresence, Callback, QueueEntry
-from bot.store import Store
+from bot.store import Store, as_utc, utc_now
 
 # Without history (a new team, a quiet day), the wait announced per caller ahead.
 DEFAULT_WAIT_PER_CALLER_S = 90.0
 WAIT_HISTORY = 20
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)   # SQLite gives naive datetimes back
 
 
 def priority_of(team: str) -> int:
@@ -45,7 +38,7 @@ class AgentQueue:
                                  priority=priority_of(team), card=card))
                 return
             if entry.state != "waiting":
-                entry.enqueued_at, entry.agent, entry.accepted_at, entry.ended_at = _now(), None, None, None
+                entry.enqueued_at, entry.agent, entry.accepted_at, entry.ended_at = utc_now(), None, None, None
             entry.state, entry.team, entry.reason, entry.priority, entry.card = \
                 "waiting", team, reason, priority_of(team), card
 
@@ -83,7 +76,7 @@ class AgentQueue:
                 select(QueueEntry.enqueued_at, QueueEntry.accepted_at)
                 .where(QueueEntry.team == team, QueueEntry.accepted_at.is_not(None))
                 .order_by(QueueEntry.accepted_at.desc()).limit(WAIT_HISTORY))).all()
-        waits = [(_aware(b) - _aware(a)).total_seconds() for a, b in rows]
+        waits = [(as_utc(b) - as_utc(a)).total_seconds() for a, b in rows]
         per_caller = statistics.median(waits) if waits else DEFAULT_WAIT_PER_CALLER_S
         return max(per_caller, 10.0) * max(position, 1)
 
@@ -92,7 +85,7 @@ class AgentQueue:
         async with self.store.session() as s, s.begin():
             result = await s.execute(
                 update(QueueEntry).where(QueueEntry.call_id == call_id, QueueEntry.state == "waiting")
-                .values(state="accepted", agent=agent, accepted_at=_now()))
+                .values(state="accepted", agent=agent, accepted_at=utc_now()))
             return (result.rowcount or 0) == 1
 
     async def release(self, call_id: str) -> None:
@@ -108,7 +101,7 @@ class AgentQueue:
         async with self.store.session() as s, s.begin():
             result = await s.execute(
                 update(QueueEntry).where(QueueEntry.call_id == call_id, QueueEntry.state.in_(allowed))
-                .values(state=state, ended_at=_now()))
+                .values(state=state, ended_at=utc_now()))
             return (result.rowcount or 0) == 1
 
     # ------------------------------------------------------------------ presence
@@ -119,7 +112,7 @@ class AgentQueue:
             if row is None:
                 row = AgentPresence(username=username)
                 s.add(row)
-            row.status, row.teams, row.device, row.updated_at = status, ",".join(teams), device, _now()
+            row.status, row.teams, row.device, row.updated_at = status, ",".join(teams), device, utc_now()
 
     async def set_busy(self, username: str, call_id: str | None) -> None:
         async with self.store.session() as s, s.begin():
@@ -127,7 +120,7 @@ class AgentQueue:
             if row is None:
                 row = AgentPresence(username=username)
                 s.add(row)
-            row.call_id, row.updated_at = call_id, _now()
+            row.call_id, row.updated_at = call_id, utc_now()
 
     async def presence(self, username: str) -> dict[str, Any]:
         async with self.store.session() as s:
@@ -154,20 +147,20 @@ class AgentQueue:
         async with self.store.session() as s:
             rows = await s.scalars(query.order_by(Callback.created_at))
             return [{"id": c.id, "call_id": c.call_id, "team": c.team, "phone": c.phone, "time_slot": c.time_slot,
-                     "topic": c.topic, "created_at": _aware(c.created_at).isoformat(),
-                     "done_at": _aware(c.done_at).isoformat() if c.done_at else None} for c in rows]
+                     "topic": c.topic, "created_at": as_utc(c.created_at).isoformat(),
+                     "done_at": as_utc(c.done_at).isoformat() if c.done_at else None} for c in rows]
 
     async def callback_done(self, callback_id: int, username: str, teams: list[str] | None) -> bool:
         query = update(Callback).where(Callback.id == callback_id, Callback.done_at.is_(None))
         if teams is not None:
             query = query.where(Callback.team.in_(teams))
         async with self.store.session() as s, s.begin():
-            result = await s.execute(query.values(done_at=_now(), done_by=username))
+            result = await s.execute(query.values(done_at=utc_now(), done_by=username))
             return (result.rowcount or 0) == 1
 
 
 def _entry_dict(e: QueueEntry) -> dict[str, Any]:
     return {"call_id": e.call_id, "channel": e.channel, "team": e.team, "reason": e.reason,
             "priority": e.priority, "state": e.state, "agent": e.agent, "card": e.card,
-            "waiting_s": round((_now() - _aware(e.enqueued_at)).total_seconds(), 1),
-            "enqueued_at": _aware(e.enqueued_at).isoformat()}
+            "waiting_s": round((utc_now() - as_utc(e.enqueued_at)).total_seconds(), 1),
+            "enqueued_at": as_utc(e.enqueued_at).isoformat()}

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.store import Base, _now
+from bot.store import Base, utc_now
 
 
 class User(Base):
@@ -23,7 +23,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class UserSession(Base):
@@ -33,7 +33,7 @@ class UserSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -46,7 +46,7 @@ class AgentPresence(Base):
     teams: Mapped[str] = mapped_column(String(512), default="")
     device: Mapped[str] = mapped_column(String(16), default="browser")  # browser | phone
     call_id: Mapped[str | None] = mapped_column(String(36))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class QueueEntry(Base):
@@ -61,7 +61,7 @@ class QueueEntry(Base):
     priority: Mapped[int] = mapped_column(Integer, default=1)        # 0 first (difficultes)
     state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
     # waiting | accepted | abandoned | timed_out | closed
-    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     agent: Mapped[str | None] = mapped_column(String(64))
@@ -78,6 +78,6 @@ class Callback(Base):
     phone: Mapped[str] = mapped_column(String(32))
     time_slot: Mapped[str] = mapped_column(String(32))    # matin | apres_midi
     topic: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_by: Mapped[str | None] = mapped_column(String(64))
