@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bot.agent_sim import AgentClient, ApiError, StreamCaller, add_user, server_database
-from bot.caller_sim import CHROMIUM, CHROMIUM_FLAGS, CallerVoice, bot_server, timeline, write_wav
+from bot.caller_sim import CHROMIUM, CHROMIUM_FLAGS, CallerVoice, bot_server
 from tests.callers import spectral_match
 from tests.test_sip_calls import telephone
 from voice.codecs import resample
@@ -243,6 +243,20 @@ def test_a_text_caller_asking_for_a_human_is_offered_a_callback(server):
 
 AUDIO_CAPTURE = """
 (() => {
+  // The agent's microphone: silence until the test makes the agent speak (window.__speak),
+  // so the words come after the briefing however long the briefing took on a loaded machine.
+  const micCtx = new AudioContext();
+  const mic = micCtx.createMediaStreamDestination();
+  navigator.mediaDevices.getUserMedia = async () => mic.stream;
+  window.__speak = (encoded, rate) => {
+    const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+    const pcm = new Int16Array(bytes.buffer);
+    const buffer = micCtx.createBuffer(1, pcm.length, rate);
+    const channel = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
+    const source = micCtx.createBufferSource();
+    source.buffer = buffer; source.connect(mic); source.start();
+  };
   // Keeps what the console's peer connection receives (the caller, and first the briefing).
   window.__received = []; window.__receivedRate = 0;
   const Original = window.RTCPeerConnection;
@@ -290,11 +304,8 @@ def test_browser_agent_sees_the_card_accepts_and_talks_with_the_caller(server, t
     voice = CallerVoice()
     caller_words = voice.say("Bonjour, j'ai reçu une lettre de relance pour ma déclaration.")
     agent_words = voice.say("Bonjour madame, je suis Claire, conseillère, je vois votre dossier.")
-    # the microphone opens at the accept: the briefing comes first, the agent speaks after it
-    agent_mic = write_wav(tmp_path / "agent.wav", timeline([(18.0, agent_words), (30.0, None)]), 16000)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_FLAGS + [f"--use-file-for-fake-audio-capture={agent_mic}%noloop"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page()
             page.add_init_script(AUDIO_CAPTURE)
@@ -323,8 +334,11 @@ def test_browser_agent_sees_the_card_accepts_and_talks_with_the_caller(server, t
                 record = server.wait_for(call_id, lambda r: "agent_connected" in [e["kind"] for e in r["events"]],
                                          timeout=40)
                 bridged_at = time.monotonic()
-                caller.say(caller_words)
-                page.wait_for_timeout(26_000)   # the agent's words, then the caller's, go across
+                caller.say(caller_words)   # the caller speaks, then the agent answers
+                page.wait_for_timeout(int(len(caller_words) / 16 + 1500))
+                page.evaluate("([pcm, rate]) => window.__speak(pcm, rate)",
+                              [base64.b64encode(agent_words.astype(np.int16).tobytes()).decode(), 16000])
+                page.wait_for_timeout(int(len(agent_words) / 16 + 4000))
                 agent_heard = page_received(page)
                 page.click("#hangup")
                 record = server.wait_for(call_id, lambda r: r["ended_at"] is not None, timeout=30)
