@@ -161,6 +161,35 @@ def test_loop_detection():
     assert cut_loops("Bonjour, mon SIRET.") == "Bonjour, mon SIRET."
 
 
+@needs_sounds
+def test_real_speech_never_needs_the_tokens_a_looping_decode_is_stopped_at(transcriber):
+    """The cap on Whisper's tokens (twice the fastest real speech) never cuts a caller:
+    every even utterance of the corpus, written as Whisper writes it, fits well under it."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    from voice.stt import max_new_tokens
+
+    tokenizer = Tokenizer(transcriber.model.hf_tokenizer, True, task="transcribe", language="fr")
+    for u in even_utterances():
+        samples = len(load_audio_16k(str(u.path)))
+        needed = len(tokenizer.encode(" " + u.reference.capitalize() + "."))
+        assert needed * 1.5 <= max_new_tokens(samples), (u.name, needed, max_new_tokens(samples))
+
+
+@needs_sounds
+def test_a_decode_stops_at_the_tokens_its_audio_could_hold(transcriber, monkeypatch):
+    """The real decoder is given the cap: lowered to 4 tokens, a sentence comes out cut to 4 words at most."""
+    from voice import stt
+
+    u = next(u for u in even_utterances() if len(u.reference.split()) >= 7)
+    audio = load_audio_16k(str(u.path))
+    whole = transcriber.transcribe(audio).text
+    monkeypatch.setattr(stt, "MAX_TOKENS_BASE", 4)
+    monkeypatch.setattr(stt, "MAX_TOKENS_PER_S", 0.0)
+    cut = transcriber.transcribe(audio).text
+    assert len(whole.split()) >= 7 and 0 < len(cut.split()) <= 4, (whole, cut)
+
+
 def test_loop_guard_decodes_again_then_cuts(transcriber, monkeypatch):
     calls = []
 

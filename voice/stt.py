@@ -100,6 +100,11 @@ class STTSettings:
 FITTED_MAX_S = 28.0
 # Fast French speech is 3 to 4 words a second: more than this is text Whisper invented.
 MAX_WORDS_PER_S = 5.0
+# Real telephone speech is at most about 6.5 tokens a second (the asterisk prompts); a
+# decode stops at twice that: one that loops ("a t'a ramené, a t'a ramené...") would
+# otherwise run on to Whisper's 448 tokens, 4-5 s of beam search while the caller waits.
+MAX_TOKENS_BASE = 16
+MAX_TOKENS_PER_S = 12.0
 SAMPLE_RATE = 16_000
 
 
@@ -155,6 +160,11 @@ def cut_loops(text: str) -> str:
         while last + 1 < len(keys) and keys[last + 1] == keys[start + (last + 1 - start) % n]:
             last += 1  # the group's beginning said once more, cut short
         text = text[:words[start + n - 1].end()] + text[words[last].end():]
+
+
+def max_new_tokens(samples: int) -> int:
+    """The most tokens Whisper may write for this much audio."""
+    return int(MAX_TOKENS_BASE + MAX_TOKENS_PER_S * samples / SAMPLE_RATE)
 
 
 def _could_be_said(text: str, samples: int) -> bool:
@@ -243,7 +253,7 @@ class Transcriber:
             beam_size=s.beam_size,
             repetition_penalty=s.guard_repetition_penalty if guarded else s.repetition_penalty,
             no_repeat_ngram_size=s.guard_no_repeat_ngram_size if guarded else s.no_repeat_ngram_size,
-            max_length=model.max_length,
+            max_length=min(model.max_length, len(prompt) + max_new_tokens(len(audio))),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
