@@ -263,7 +263,10 @@ def test_slow_style_on_piper_is_slower_with_pauses_before_figures(piper, tmp_pat
     slow_span, slow_pauses = audio_stats(renderer.render(text, SpeechStyle(speed=0.85, sentence_pause_s=0.6,
                                                                             figure_pause_s=0.35)))
     assert slow_span >= normal_span * 1.1 + 2 * 0.35 * 0.8, (normal_span, slow_span)
-    assert len([p for p in slow_pauses if p >= 0.3]) >= len([p for p in normal_pauses if p >= 0.3]) + 2, \
+    # Piper draws its durations at random (noise_w): a natural pause at the comma measures
+    # 0.29 s in one rendering and 0.34 s in the next, so the silence is summed, not counted
+    # at a threshold: the two figure pauses at least (0.35 s each, 0.8 of it measured).
+    assert len(slow_pauses) >= 2 and sum(slow_pauses) >= sum(normal_pauses) + 2 * 0.35 * 0.8, \
         (normal_pauses, slow_pauses)
 
 
