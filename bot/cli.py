@@ -197,7 +197,7 @@ def _prerender(*, answers: bool) -> int:
     answer is rendered during the call while its first clauses play, and cached."""
     import time
 
-    from bot.services import make_renderer, speech_style
+    from bot.services import make_renderer, slow_speech_style, speech_style
     from flows.knowledge import load_knowledge
 
     settings = load_settings()
@@ -206,11 +206,13 @@ def _prerender(*, answers: bool) -> int:
     workers = os.cpu_count() or 1
     knowledge = load_knowledge()
     renderer = make_renderer(settings, knowledge, threads=1)
-    texts = knowledge.spoken_texts(answers=answers)
-    started = time.monotonic()
-    done = renderer.prerender(texts, speech_style(settings), workers=workers)
-    print(f"audio   {renderer.engine.name}: {done} clauses rendered in {time.monotonic() - started:.0f} s, "
-          f"{len(texts)} texts cached{' (answers whole)' if answers else ''}")
+    for name, texts, style in (
+            ("", knowledge.spoken_texts(answers=answers), speech_style(settings)),
+            (" (slow speech)", knowledge.slow_spoken_texts(), slow_speech_style(settings))):
+        started = time.monotonic()
+        done = renderer.prerender(texts, style, workers=workers)
+        print(f"audio   {renderer.engine.name}{name}: {done} clauses rendered in {time.monotonic() - started:.0f} s, "
+              f"{len(texts)} texts cached{' (answers whole)' if answers and not name else ''}")
     return 0
 
 
@@ -312,8 +314,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
             purged = await purge(store, settings.recordings_dir, settings.retention)
         finally:
             await store.close()
-        print(f"deleted {purged.recordings} recordings, {purged.calls} call records and {purged.preferences} "
-              "caller preferences")
+        print(f"deleted {purged.recordings} recordings, {purged.calls} call records, {purged.preferences} "
+              f"caller preferences and {purged.audit} audit entries")
         return 0
 
     return asyncio.run(run())

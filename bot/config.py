@@ -7,7 +7,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bot.retention import RetentionSettings
+from bot.supervision.settings import SupervisionSettings
 from flows.fallback import FallbackSettings
+from flows.offices import national_number as french_number
 from flows.router import RouterSettings
 from voice.end_of_turn import EndOfTurnSettings
 from voice.stt import STTSettings
@@ -81,12 +83,8 @@ class SlowSpeechSettings:
 def national_number(number: str) -> str:
     """A French number without its country code or trunk prefix: "+33 800 000 111",
     "0800 000 111" and "0033800000111" are one line; short numbers ("39 57") stay."""
-    digits = "".join(c for c in number if c.isdigit())
-    if digits.startswith("0033"):
-        digits = digits[4:]
-    elif digits.startswith("33") and len(digits) == 11:
-        digits = digits[2:]
-    return digits.lstrip("0")
+    national = french_number(number)
+    return national[1:] if national else "".join(c for c in number if c.isdigit()).lstrip("0")
 
 
 @dataclass(frozen=True)
@@ -150,6 +148,7 @@ class Settings:
     slow: SlowSpeechSettings = field(default_factory=SlowSpeechSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
 
     @property
     def db_url(self) -> str:

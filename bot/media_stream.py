@@ -52,6 +52,7 @@ from bot.pipeline import build_voice_call
 from bot.preferences import caller_key
 from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, LiveAudioFrame, TransferStatusFrame
 from bot.services import BotServices
+from flows.offices import office_for
 from voice.codecs import StreamResampler, ulaw_to_pcm16
 from voice.speech_renderer import PIPELINE_RATE
 
@@ -280,9 +281,12 @@ class MediaStreamCalls:
         params = details.get("customParameters") if isinstance(details.get("customParameters"), dict) else {}
         stream_sid = str(details.get("streamSid") or start.get("streamSid") or "")
         caller = str(params.get("caller", ""))[:64] or None
-        call_id = await self.services.store.open_call("sip", caller=caller)
+        rule = self.services.settings.supervision.office_rule
+        # Until an identification says which account it is, the call is the number's area's.
+        call_id = await self.services.store.open_call("sip", caller=caller,
+                                                      region=office_for(postcode=None, caller=caller, rule=rule))
         slot.label = f"call {call_id}"
-        call = CallLog(self.services.store, call_id)
+        call = CallLog(self.services.store, call_id, office_rule=rule)
         await call.event("media_stream_start", {"called": str(params.get("called", ""))[:64],
                                                 "client": "gateway" if can_transfer else "cpaas"})
         socket = AiohttpMediaSocket(ws, request, call, can_transfer=can_transfer)

@@ -1,6 +1,6 @@
 """The bot's HTTP server: caller page, WebRTC signalling, text channel, media stream, the
-agent hub (sign-in, agent console), and call records and recordings (supervisors, or the
-admin token for machine clients)."""
+agent hub (sign-in, agent console), the supervisor console (bot/supervision/), and call
+records and recordings (supervisors, or the admin token for machine clients)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from bot.media_stream import MediaStreamCalls
 from bot.openapi import openapi_handler
 from bot.retention import sweep_forever
 from bot.services import BotServices, speech_style
+from bot.supervision.masking import mask_call
+from bot.supervision.routes import Supervision, add_supervision_routes, supervision_key
 from bot.webrtc import WebRTCCalls
 
 log = logging.getLogger("callbot.server")
@@ -70,10 +72,14 @@ def _admin_token(request: web.Request) -> str:
 
 @require_role("supervisor", token=_admin_token)
 async def get_call(request: web.Request) -> web.Response:
-    """A call's record; the recording is reached through its own route, never by path."""
+    """A call's record; the recording is reached through its own route, never by path.
+    Masked for a signed-in supervisor (the console's routes are the audited way to more);
+    whole for the machine client holding the admin token (benches, tests, exports)."""
     call = await request.app[services_key].store.get_call(request.match_info["call_id"])
     if call is None:
         return json_error(404, "unknown call")
+    if request["user"] is not None:
+        call = mask_call(call)
     recording = call.pop("recording")
     call["recording_url"] = f"/api/calls/{call['id']}/recording" if recording else None
     return web.json_response(call)
@@ -122,6 +128,7 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
             settings.agents, AgentQueue(services.store), services.knowledge,
             retriever=services.fallback.retriever if services.fallback else None,
             renderer=services.renderer, style=speech_style(settings))
+        app[supervision_key] = Supervision(services.store, settings.supervision, hub.hours, settings.recordings_dir)
         app[chat_key] = chat = ChatChannel(services)
         # One admission for both kinds of voice call: max_calls counts them together.
         admission = Admission(settings.max_calls)
@@ -152,5 +159,6 @@ def create_app(settings: Settings, *, voice: bool = True) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_handler)
     add_access_routes(app)
     add_console_routes(app)
+    add_supervision_routes(app)
     app.router.add_static("/static", STATIC)
     return app

@@ -107,6 +107,7 @@ class Store:
 
     async def create_schema(self) -> None:
         import bot.agents.tables  # noqa: F401  (the agent hub's tables, on the same metadata)
+        from bot.supervision import audit  # noqa: F401  (the console's audit log, on the same metadata)
 
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
@@ -114,9 +115,9 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def open_call(self, channel: str, caller: str | None = None) -> str:
+    async def open_call(self, channel: str, caller: str | None = None, region: str | None = None) -> str:
         async with self._session() as s, s.begin():
-            call = Call(channel=channel, caller=caller)
+            call = Call(channel=channel, caller=caller, region=region)
             s.add(call)
         return call.id
 
@@ -142,6 +143,10 @@ class Store:
             call = await s.get(Call, call_id)
             if call is not None:
                 call.team = team
+
+    async def update_region(self, call_id: str, region: str) -> None:
+        async with self._session() as s, s.begin():
+            await s.execute(update(Call).where(Call.id == call_id).values(region=region))
 
     async def set_recording(self, call_id: str, path: str) -> None:
         async with self._session() as s, s.begin():
@@ -208,6 +213,7 @@ def _call_dict(call: Call) -> dict[str, Any]:
     return {
         "id": call.id,
         "channel": call.channel,
+        "caller": call.caller,
         "started_at": call.started_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "outcome": call.outcome,

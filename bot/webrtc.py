@@ -75,7 +75,7 @@ class WebRTCCalls:
             return json_error(400, f"could not negotiate: {e}")
         call_id = await self.services.store.open_call("webrtc")
         slot.label = f"call {call_id}"
-        call = CallLog(self.services.store, call_id)
+        call = CallLog(self.services.store, call_id, office_rule=self.services.settings.supervision.office_rule)
         transport = SmallWebRTCTransport(
             webrtc_connection=connection,
             params=TransportParams(

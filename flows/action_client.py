@@ -21,6 +21,18 @@ class ActionResult:
     events: list[dict[str, Any]]
 
 
+def action_record(name: str, result: ActionResult | None) -> dict[str, Any]:
+    """What the call's record keeps of an action run (no slot value: the record is read by
+    supervisors): its name, whether the action server answered, and whether it identified
+    the caller. `result` None: the server did not answer."""
+    record: dict[str, Any] = {"name": name, "ok": result is not None}
+    if result is not None:
+        slots = {e.get("name"): e.get("value") for e in result.events if isinstance(e, dict) and e.get("event") == "slot"}
+        if "identified" in slots:
+            record["identified"] = slots["identified"] is True
+    return record
+
+
 class ActionClient:
     """`secret` (CALLBOT_ACTIONS_SECRET) is sent as `Authorization: Bearer`: our action
     server (flows/actions/server.py) refuses requests without it."""

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from flows.action_client import ActionClient, ActionUnavailable
+from flows.action_client import ActionClient, ActionUnavailable, action_record
 from flows.fallback import Fallback, FallbackAnswer
 from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
@@ -109,6 +109,7 @@ class Reply:
     queue: bool = False                        # the handoff waits in the agents' queue (they take calls now)
     leave_queue: bool = False                  # the caller stops waiting for an agent
     callback: CallbackRequest | None = None    # a callback to book
+    actions: list[dict[str, Any]] = field(default_factory=list)  # actions run for it (action_record)
 
     async def collect(self) -> list[str]:
         """Every text of the reply, the stream read to its end (the text channel)."""
@@ -203,6 +204,7 @@ class Conversation:
     handoff: Handoff | None = None                        # the last handoff (the callback's team and topic)
     booking_callback: bool = False                        # the running flow books a callback
     connecting: bool = False                              # an agent took the call, not yet heard
+    actions_called: list[dict[str, Any]] = field(default_factory=list)  # since the last reply (its flows' too)
 
     def _reply(self, texts: list[str], *, reprompt: bool = False, **kwargs: Any) -> Reply:
         """`reprompt`: the same question asked again (the count of unclear answers goes on)."""
@@ -277,6 +279,8 @@ class Conversation:
             reply.texts = texts
         if reply.texts:
             self.last_said = list(reply.texts)
+        # Emptied in place: the running flow notes its actions in the same list.
+        reply.actions, self.actions_called[:] = list(self.actions_called), []
         return reply
 
     def _repeat(self) -> Reply:
@@ -646,7 +650,8 @@ class Conversation:
             reply = self._handoff(qt.team, qt.handoff_reason, self.knowledge.prompt(prompt))
         elif qt.flow:
             self.flow = FlowRunner(self.knowledge, qt.flow, session_id=self.session_id, team=qt.team,
-                                   slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id)
+                                   slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id,
+                                   called=self.actions_called)
             reply = self._flow_reply(await self.flow.start())
         elif qt.answer is not None and not qt.action and self._about_own_file(text, qt.team):
             # The caller needs their own figures: the rule in short, then their file.
@@ -680,7 +685,7 @@ class Conversation:
         if answer == "oui" and self.check_flow is not None:
             self.flow = FlowRunner(self.knowledge, self.check_flow, session_id=self.session_id,
                                    team=self.team or "accueil", slots=self.slots, actions=self.actions,
-                                   latest_text=text, intent=self.last_intent)
+                                   latest_text=text, intent=self.last_intent, called=self.actions_called)
             return self._flow_reply(await self.flow.start())
         if answer == "non":
             self.state = State.QUESTION
@@ -697,10 +702,12 @@ class Conversation:
                     qt.action, sender_id=self.session_id, slots=dict(self.slots),
                     latest_text=text, intent=intent,
                 )
+                self.actions_called.append(action_record(qt.action, result))
                 if result.texts:
                     return result.texts
             except ActionUnavailable as e:
                 log.warning("session %s: %s", self.session_id, e)
+                self.actions_called.append(action_record(qt.action, None))
         if qt.answer:
             return [qt.answer.text]
         return [self.knowledge.prompt("action_unavailable")]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from flows.action_client import ActionClient, ActionUnavailable
+from flows.action_client import ActionClient, ActionUnavailable, action_record
 from flows.knowledge import Flow, Knowledge
+from flows.offices import departement, office_for_departement
 from flows.schema import Handoff, Step
 from flows.slots import SlotValue, parse_keypad, parse_speech
 
@@ -48,7 +49,8 @@ class _Asking:
 class FlowRunner:
     def __init__(self, knowledge: Knowledge, flow_id: str, *, session_id: str, team: str,
                  slots: dict[str, Any], actions: ActionClient | None, latest_text: str = "",
-                 intent: str | None = None) -> None:
+                 intent: str | None = None, called: list[dict[str, Any]] | None = None) -> None:
+        """`called`: where each action run is noted (the conversation's, for the call record)."""
         self._knowledge = knowledge
         self._stack = [_Position(knowledge.flows[flow_id])]
         self._session_id = session_id
@@ -57,6 +59,7 @@ class FlowRunner:
         self.slots = slots            # shared with the conversation: it outlives the flow
         self._spoken: dict[str, str] = {}
         self._actions = actions
+        self._called = called if called is not None else []
         self._asking: _Asking | None = None
         self._latest_text = latest_text
         self.interrupted = False      # the caller already had another question answered in it
@@ -260,11 +263,17 @@ class FlowRunner:
                                              latest_text=self._latest_text, intent=self._intent)
         except ActionUnavailable as e:
             log.warning("session %s: %s", self._session_id, e)
+            self._called.append(action_record(name, None))
             return [], False
+        self._called.append(action_record(name, result))
         for event in result.events:
             if isinstance(event, dict) and event.get("event") == "slot" and isinstance(event.get("name"), str):
                 self.slots[event["name"]] = event.get("value")
         if self.slots.get("identified") is True:
+            # The account's regional office (from the postcode it was identified with) says
+            # whose the call is; it identifies nobody, unlike the postcode.
+            if self.slots.get("code_postal"):
+                self.slots["office"] = office_for_departement(departement(self.slots["code_postal"]))
             # Once identified, the account reference is enough: the SIRET and the second
             # factor are not kept in the dialogue state.
             for slot in ("siret", "code_postal"):

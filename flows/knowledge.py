@@ -62,6 +62,27 @@ class Knowledge:
         flows' texts; of a template, the clauses around its values) and of each knowledge-base
         answer its leading clauses, so that the rest is rendered while they play (all of it
         with `answers`)."""
+        texts = self._value_free_texts()
+        for qt in self.question_types.values():
+            if qt.answer:
+                texts += [qt.answer.text] if answers else leading_clauses(qt.answer.text)
+        return texts
+
+    def slow_spoken_texts(self) -> list[str]:
+        """What the audio cache pre-renders in the slow-speech style: the same texts without
+        a value as slow speech words them, and the first sentence of each answer as slow
+        speech words it, so that a caller in slow speech never waits for a re-prompt, a
+        clarifying question or the start of an answer either."""
+        repeat = self.prompts["slow_speech"]["repeat"]
+        texts = slow_wording(self._value_free_texts(), repeat)
+        for qt in self.question_types.values():
+            if qt.answer:
+                texts += slow_wording([qt.answer.slow or qt.answer.text], repeat)[:1]
+        return texts
+
+    def _value_free_texts(self) -> list[str]:
+        """Every string of prompts.yaml, whatever its key, and the flows' texts; of a
+        template, the clauses around its values."""
         texts: list[str] = []
         for text in _strings(self.prompts):
             texts += _fixed_parts(text)
@@ -69,9 +90,6 @@ class Knowledge:
             for step in flow.steps:
                 for text in (step.say, step.prompt, step.keypad, step.confirm, *step.retry):
                     texts += _fixed_parts(text or "")
-        for qt in self.question_types.values():
-            if qt.answer:
-                texts += [qt.answer.text] if answers else leading_clauses(qt.answer.text)
         return texts
 
     def fixed_texts(self) -> list[str]:

@@ -91,6 +91,12 @@ def test_every_console_route_refuses_no_session_and_the_wrong_role(server):
         if path.startswith("/static") or route.method == "HEAD":
             continue
         role = getattr(route.handler, "required_role", None)
+        if path == "/metrics":   # Prometheus: its bearer token only, no session (tests/test_supervisor_console.py)
+            assert role is None
+            with pytest.raises(ApiError) as refused:
+                signed_in(server, "sam").request("GET", path)
+            assert refused.value.status == 403
+            continue
         if path in public:
             assert role is None, path
             continue

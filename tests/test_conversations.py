@@ -10,8 +10,9 @@ import re
 import pytest
 from num2words import num2words
 
+from flows.offices import office_for
 from tests.test_actions import TOKEN, accounts, actions, si_db, si_url  # noqa: F401 (module fixtures)
-from tests.test_chat_api import open_session, send, start_client
+from tests.test_chat_api import admin_headers, open_session, send, start_client
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +92,8 @@ async def test_difficulty_reaches_a_human(client):
 
 async def test_amount_due_after_identification_by_voice(client, accounts):  # noqa: F811
     account = accounts["debt_due"][0]
-    sid = await session(client)
+    opened = await open_session(client)
+    sid = opened["session_id"]
     body = await send(client, sid, text="je voudrais savoir combien je dois à l'urssaf")
     assert body["team"] == "paiement" and body["intent"] == "solde_compte", body
     assert "SIRET" in said(body) and not AMOUNT.search(said(body))
@@ -102,6 +104,13 @@ async def test_amount_due_after_identification_by_voice(client, accounts):  # no
     # identified for the rest of the call: a second personal question asks nothing again
     body = await send(client, sid, text="est-ce que je suis proche du plafond avec mon chiffre d'affaires")
     assert "SIRET" not in said(body) and "%" in said(body) or "pour cent" in said(body), body
+    # The record: the actions run, the identification among them (no value in them), and
+    # the call now belongs to the regional office of the account's postcode.
+    record = await (await client.get(f"/api/calls/{opened['call_id']}", headers=admin_headers())).json()
+    ran = [e["data"] for e in record["events"] if e["kind"] == "action"]
+    assert any(a.get("identified") is True for a in ran), ran
+    assert all(set(a) <= {"name", "ok", "identified"} for a in ran), ran
+    assert record["region"] == office_for(postcode=account.postcode, caller=None, rule="account") is not None
 
 
 async def test_keypad_siret_and_postcode(client, accounts):  # noqa: F811

@@ -11,6 +11,7 @@ tests use the real Kokoro voice on one thread, as during calls.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import aclosing
@@ -240,6 +241,51 @@ async def test_the_conversation_says_nothing_without_a_value_that_is_not_prerend
     assert sum(len(c) for _, c in said) > 30
     missing = [(step, c) for step, cs in said for c in cs if c not in prerendered]
     assert not missing, missing
+
+
+async def test_in_slow_speech_nothing_without_a_value_waits_for_synthesis(knowledge, conversation):
+    """A caller in slow speech (an older caller, one who asked for it) hears the slow
+    wording in the slow style: its re-prompts, clarifying questions, offers of a human,
+    goodbyes and the first sentence of each answer come from what provisioning renders in
+    that style too (Knowledge.slow_spoken_texts)."""
+    prerendered_slow = {c for text in knowledge.slow_spoken_texts() for c in clauses(text)}
+    router = ScriptedRouter()
+    said: list[tuple[str, list[str]]] = []
+
+    def slow(conv: Conversation) -> Conversation:
+        conv.set_slow(True, "asked")
+        return conv
+
+    def hear(step: str, texts: list[str]) -> None:
+        said.append((step, said_clauses(texts)))
+
+    conv = slow(conversation(router))
+    for i in range(4):
+        hear(f"not understood {i}", (await conv.on_text("bla")).texts)
+    hear("offer declined", (await conv.on_text("non")).texts)
+    hear("question with no sure answer", (await conv.on_text("est-ce que vous vendez des billets de train")).texts)
+    for i in range(3):
+        hear(f"silence {i}", (await conv.on_no_input()).texts)
+    conv = slow(conversation(router))
+    hear("human", (await conv.on_text("je veux parler à un conseiller")).texts)
+    hear("goodbye", (await slow(conversation(router)).on_text("merci au revoir")).texts)
+    for first, second in itertools.pairwise(list(knowledge.question_types)[:21]):
+        router.route_to = Route(intent=None, score=0.4, runner_up=second, clarify=(first, second), reason="clarify")
+        hear(f"clarify {first} / {second}", (await slow(conversation(router)).on_text("une question")).texts)
+    router.route_to = Route(intent="solde_compte", score=0.99)
+    conv = slow(conversation(router))
+    hear("flow start", (await conv.on_text("combien je dois à l'Urssaf en ce moment")).texts)
+    router.route_to = Route(intent=None, score=0.01, reason="low_confidence")
+    for i in range(3):
+        hear(f"value not understood {i}", (await conv.on_text("je ne sais plus")).texts)
+    answered = [q for q in knowledge.question_types.values() if q.answer and not (q.flow or q.action or q.handoff)]
+    for qt in answered:
+        router.route_to = Route(intent=qt.id, score=0.99)
+        said.append((f"answer {qt.id}", said_clauses((await slow(conversation(router)).on_text("une question")).texts)[:1]))
+
+    assert len(answered) > 100 and sum(len(c) for _, c in said) > 150
+    missing = [(step, c) for step, cs in said for c in cs if c not in prerendered_slow]
+    assert not missing, missing[:10]
 
 
 # ---------------------------------------------- with the real voice (Kokoro, 1 thread)

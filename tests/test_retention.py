@@ -1,7 +1,9 @@
-"""Retention: recordings after 6 months, call records after a year, then gone."""
+"""Retention: recordings after 6 months, call records after a year, then gone; the
+supervisor console's audit entries on their own clock."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,6 +12,7 @@ import pytest
 
 from bot.retention import RetentionSettings, purge
 from bot.store import Store
+from bot.supervision.audit import AuditEntry, AuditLog
 
 
 @pytest.fixture
@@ -62,3 +65,58 @@ def test_retention_cannot_exceed_the_cnil_reference():
         RetentionSettings(recordings_days=365)
     with pytest.raises(ValueError):
         RetentionSettings(records_days=800)
+
+
+async def test_audit_entries_outlive_the_records_and_are_deleted_on_their_own_clock(store, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="callbot.retention")
+    now = datetime.now(UTC)
+    call_id = await store.open_call("webrtc")
+    await store.close_call(call_id, outcome="completed", team="seuils")
+    audit = AuditLog(store)
+    await audit.record(username="sup", role="supervisor", action="view", call_id=call_id)
+    async with store.session() as s, s.begin():
+        s.add(AuditEntry(at=now - timedelta(days=100), username="admin", role="admin", action="unmask",
+                         call_id=call_id, reason="plainte de l'appelant"))
+    settings = RetentionSettings(records_days=365, audit_days=730)
+
+    purged = await purge(store, tmp_path, settings, now=now + timedelta(days=366))
+    assert (purged.calls, purged.audit) == (1, 0)
+    assert await store.get_call(call_id) is None
+    assert [e["action"] for e in await audit.entries(call_id=call_id)] == ["view", "unmask"]
+    assert "1 call records, 0 caller preferences and 0 audit entries deleted" in caplog.text
+
+    caplog.clear()
+    purged = await purge(store, tmp_path, settings, now=now + timedelta(days=640))  # the older one is 740 days old
+    assert (purged.calls, purged.audit) == (0, 1)
+    assert [e["action"] for e in await audit.entries()] == ["view"]
+    assert "0 call records, 0 caller preferences and 1 audit entries deleted" in caplog.text
+
+    caplog.clear()
+    purged = await purge(store, tmp_path, settings, now=now + timedelta(days=640))
+    assert purged.audit == 0 and "deleted" not in caplog.text   # nothing deleted, nothing logged
+
+    purged = await purge(store, tmp_path, settings, now=now + timedelta(days=731))
+    assert purged.audit == 1 and await audit.entries() == []
+
+
+async def test_audit_log_lists_newest_first_and_refuses_an_unmask_without_reason(store):
+    audit = AuditLog(store)
+    await audit.record(username="sup", role="supervisor", action="view", call_id="c1")
+    await audit.record(username="sup", role="supervisor", action="export", call_id="c1", detail="csv")
+    await audit.record(username="admin", role="admin", action="unmask", call_id="c2", reason="x" * 600)
+    with pytest.raises(ValueError):
+        await audit.record(username="admin", role="admin", action="unmask", call_id="c1", reason="  ")
+    with pytest.raises(ValueError):
+        await audit.record(username="sup", role="supervisor", action="delete", call_id="c1")
+    entries = await audit.entries()
+    assert [(e["action"], e["call_id"]) for e in entries] == [("unmask", "c2"), ("export", "c1"), ("view", "c1")]
+    assert len(entries[0]["reason"]) == 500 and entries[1]["detail"] == "csv"
+    assert [e["action"] for e in await audit.entries(call_id="c1", limit=1)] == ["export"]
+
+
+def test_audit_retention_is_bounded_but_may_exceed_the_records():
+    assert RetentionSettings(records_days=365, audit_days=3 * 366).audit_days == 3 * 366
+    with pytest.raises(ValueError):
+        RetentionSettings(audit_days=29)
+    with pytest.raises(ValueError):
+        RetentionSettings(audit_days=3 * 366 + 1)

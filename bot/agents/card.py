@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.supervision.masking import mask_digits
 from flows.engine import Conversation
 from flows.knowledge import Knowledge
 from flows.retrieval import Retriever
@@ -24,14 +25,6 @@ SLOT_LABELS: dict[str, tuple[str, bool]] = {
 }
 TRANSCRIPT_TURNS = 30
 SUMMARY_WORDS = 30
-
-
-def mask_digits(value: str, visible: int = 2) -> str:
-    """Every digit but the last `visible` ones hidden: the agent can check a number the
-    caller reads out without the card showing it whole."""
-    digits = [i for i, c in enumerate(value) if c.isdigit()]
-    hidden = set(digits[:-visible] if visible else digits)
-    return "".join("•" if i in hidden else c for i, c in enumerate(value))
 
 
 def build_card(conversation: Conversation, knowledge: Knowledge, *, team: str, reason: str,

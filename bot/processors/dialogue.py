@@ -244,6 +244,7 @@ class DialogueProcessor(FrameProcessor):
         if reply.remember_slow is not None and self._preference_key is not None:
             await self._call.store.set_slow_preference(self._preference_key, reply.remember_slow)
             await self._call.event("slow_preference", {"kept": reply.remember_slow})
+        await self._call.note_actions(reply.actions, self._conversation.slots.get("office"))
         if reply.handoff:
             await self._call.event("handoff", {"team": reply.handoff.team, "reason": reply.handoff.reason})
         if self._seat is not None:
