@@ -27,6 +27,8 @@ from aiohttp import web
 from bot.agents.access import CSRF_HEADER, SESSION_COOKIE
 from bot.agents.accounts import ROLES
 from bot.agents.console import MAX_BODY, MAX_NOTE, OUTCOMES
+from bot.supervision.audit import ACTIONS as AUDIT_ACTIONS
+from bot.supervision.routes import MAX_REASON
 from flows.engine import MAX_KEYS
 from flows.schema import TEAMS
 from flows.slots import PARSERS
@@ -73,6 +75,19 @@ def _schemas() -> dict[str, Any]:
     said = _obj({"speaker": speaker, "text": {"type": "string"}})
     device = {"type": "string", "enum": ["browser", "phone"]}
     call_id = {"type": "string", "minLength": 1}
+    call_fields = {
+        "id": call_id,
+        "channel": {"type": "string", "enum": list(CHANNELS)},
+        "caller": _nullable({"type": "string", "description": "the caller's number; masked for a session"}),
+        "started_at": timestamp,
+        "ended_at": _nullable(timestamp),
+        "outcome": _nullable({"type": "string"}),
+        "team": _nullable(team),
+        "region": _nullable({"type": "string", "description": "the regional office"}),
+        "recording_url": _nullable({"type": "string", "description": "GET it with the same credentials"}),
+        "turns": {"type": "array", "items": _ref("Turn")},
+        "events": {"type": "array", "items": _ref("Event")},
+    }
     return {
         "Error": _obj({"error": {"type": "string"}}, description="Every error the API answers."),
         "Health": _obj({
@@ -139,18 +154,55 @@ def _schemas() -> dict[str, Any]:
             "kind": {"type": "string"},
             "data": {"type": "object", "additionalProperties": True},
         }),
-        "Call": _obj({
-            "id": {"type": "string", "minLength": 1},
-            "channel": {"type": "string", "enum": list(CHANNELS)},
-            "started_at": timestamp,
-            "ended_at": _nullable(timestamp),
-            "outcome": _nullable({"type": "string"}),
-            "team": _nullable(team),
-            "region": _nullable({"type": "string"}),
-            "recording_url": _nullable({"type": "string", "description": "GET it with the same credentials"}),
-            "turns": {"type": "array", "items": _ref("Turn")},
-            "events": {"type": "array", "items": _ref("Event")},
+        "Call": _obj(call_fields),
+        "SupervisedCall": _obj({
+            **call_fields,
+            "masked": {"type": "boolean", "description": "identifiers masked (false only for an admin's "
+                                                         "audited unmasking)"},
+            "timeline": {"type": "array", "items": _ref("Event"), "description": "the events a supervisor "
+                         "reads, in time order"},
         }),
+        "CallList": _obj({
+            "total": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "page_size": {"type": "integer", "minimum": 1, "description": "200 at most"},
+            "calls": {"type": "array", "items": _obj({
+                "id": call_id,
+                "channel": {"type": "string", "enum": list(CHANNELS)},
+                "caller": _nullable({"type": "string", "description": "masked"}),
+                "started_at": timestamp,
+                "ended_at": _nullable(timestamp),
+                "duration_s": _nullable({"type": "number"}),
+                "outcome": _nullable({"type": "string"}),
+                "team": _nullable(team),
+                "office": _nullable({"type": "string"}),
+                "question_type": _nullable({"type": "string"}),
+                "transferred": {"type": "boolean"},
+                "slow": {"type": "boolean"},
+                "turns": {"type": "integer", "minimum": 0},
+                "first_question": _nullable({"type": "string", "description": "masked, cut at 140 characters"}),
+            })},
+        }),
+        "Unmask": {"type": "object", "required": ["reason"],
+                   "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON}}},
+        "AuditLog": _obj({"entries": {"type": "array", "items": _obj({
+            "id": {"type": "integer"},
+            "at": timestamp,
+            "username": {"type": "string"},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "action": {"type": "string", "enum": list(AUDIT_ACTIONS)},
+            "call_id": call_id,
+            "reason": _nullable({"type": "string"}),
+            "detail": _nullable({"type": "string"}),
+        })}}),
+        "Indicators": {"type": "object", "required": ["from", "to", "calls", "answered", "by_hour", "per_day"],
+                       "description": "definitions in bot/supervision/indicators.py",
+                       "properties": {"from": {"type": "string", "format": "date"},
+                                      "to": {"type": "string", "format": "date"},
+                                      "calls": {"type": "integer", "minimum": 0},
+                                      "answered": {"type": "integer", "minimum": 0},
+                                      "by_hour": {"type": "array", "items": {"type": "object"}},
+                                      "per_day": {"type": "array", "items": {"type": "object"}}}},
         # ---------------------------------------------------------------- sign-in
         "Login": {
             "type": "object",
@@ -307,6 +359,25 @@ def _console(method: str, operation_id: str, summary: str, responses: dict[str, 
     return {method: operation}
 
 
+def _supervisor(operation_id: str, summary: str, responses: dict[str, Any], *, role: str = "supervisor",
+                call: bool = True, query: tuple[str, ...] = (), content: str = JSON,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A supervisor console operation (`require_role(role)`): 401 without a session, 403 for
+    a lower role (and on POST without the CSRF header), 404 for an unknown call."""
+    parameters = [*([_call_id()] if call else []), *([_csrf()] if body is not None else []),
+                  *({"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in query)]
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "security": [{"sessionCookie": []}],
+                                 "parameters": parameters}
+    if body is not None:
+        operation["requestBody"] = body
+    operation["responses"] = dict(sorted({
+        "401": _error("no session, or it expired"),
+        "403": _error(f"the session's role is below {role}" + (f", or {CSRF_HEADER} missing or wrong" if body else "")),
+        **({"404": _error("unknown call (or deleted at its retention)")} if call else {}),
+        **responses}.items()))
+    return {"post" if body is not None else "get": operation}
+
+
 def _paths() -> dict[str, Any]:
     # Either: the admin token (machine clients) or a supervisor's (or admin's) session.
     records = [{"bearerAuth": []}, {"sessionCookie": []}]
@@ -450,6 +521,46 @@ def _paths() -> dict[str, Any]:
                                          "oldest first.", {
             "200": _json({"type": "array", "items": _ref("Callback")}, "the callbacks not yet made"),
         }),
+        # ---------------------------------------------------------------- the supervisor console
+        "/api/supervisor/calls": _supervisor("listCalls", "Calls matching the filters, masked, paged.", {
+            "200": _json(_ref("CallList"), "one page"),
+            "400": _error("a filter, a date (YYYY-MM-DD), the sort or the page is not valid"),
+        }, call=False, query=("q", "from", "to", "channel", "outcome", "team", "question_type", "transferred",
+                              "slow", "office", "sort", "order", "page", "page_size")),
+        "/api/supervisor/calls/{call_id}": _supervisor("getSupervisedCall", "A call's record, masked, with its "
+                                                       "timeline (the opening is audited).", {
+            "200": _json(_ref("SupervisedCall"), "the call"),
+        }),
+        "/api/supervisor/calls/{call_id}/recording": _supervisor("getSupervisedRecording", "The stereo WAV; "
+                                                                 "listening is audited.", {
+            "200": {"description": "the recording",
+                    "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+        }),
+        "/api/supervisor/calls/{call_id}/export": _supervisor("exportCall", "The masked call as a JSON file "
+                                                              "(audited).", {
+            "200": _json(_ref("SupervisedCall"), "the call, as an attachment"),
+        }),
+        "/api/supervisor/calls/{call_id}/transcript.vtt": _supervisor("exportSubtitles", "The masked turns as "
+                                                                      "WebVTT subtitles (audited).", {
+            "200": {"description": "one cue per timed turn",
+                    "content": {"text/vtt": {"schema": {"type": "string"}}}},
+        }),
+        "/api/supervisor/calls/{call_id}/unmask": _supervisor("unmaskCall", "The call unmasked; admins only, "
+                                                              "with a reason kept in the audit log.", {
+            "200": _json(_ref("SupervisedCall"), "the call, unmasked"),
+            "400": _error(f"not JSON, or no reason (at most {MAX_REASON} characters)"),
+            "413": _error("body over the server's byte limit"),
+        }, role="admin", body=_body("Unmask")),
+        "/api/supervisor/audit": _supervisor("auditLog", "Who viewed, listened to, exported or unmasked which "
+                                             "call (newest first).", {
+            "200": _json(_ref("AuditLog"), "the entries"),
+            "400": _error("limit is not an integer"),
+        }, role="admin", call=False, query=("call_id", "limit")),
+        "/api/supervisor/indicators": _supervisor("indicators", "The indicators over local days from..to (the "
+                                                  "last 7 by default).", {
+            "200": _json(_ref("Indicators"), "the indicators"),
+            "400": _error("a date is not YYYY-MM-DD, to is before from, or the range is over 366 days"),
+        }, call=False, query=("from", "to")),
         "/api/agent/callbacks/{callback_id}/done": _console("post", "callbackDone", "The callback is made; the "
                                                             "body is not read.", {
             "200": _json(_ref("CallbackDone"), "done"),

@@ -91,9 +91,9 @@ async function main() {
     message(e.status === 404 ? "Cet appel n'existe pas ou a été supprimé à l'échéance de conservation." : e.message, "error");
     return;
   }
-  const base = `/api/supervisor/calls/${encodeURIComponent(callId)}/export?format=`;
-  $("export-json").href = base + "json";
-  $("export-vtt").href = base + "vtt";
+  const base = `/api/supervisor/calls/${encodeURIComponent(callId)}`;
+  $("export-json").href = base + "/export";
+  $("export-vtt").href = base + "/transcript.vtt";
   $("player").addEventListener("timeupdate", highlight);
   $("player").addEventListener("seeked", highlight);
   if (me.role === "admin") {

@@ -157,32 +157,29 @@ async def recording_api(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", **NO_STORE})
 
 
-def _export_response(call: dict[str, Any], fmt: str) -> web.Response:
-    name = f"appel-{call['id']}{'' if call['masked'] else '-non-masque'}"
+async def _export(request: web.Request, fmt: str) -> web.Response:
+    """The masked call as a file to keep (JSON or WebVTT subtitles), audited."""
+    sup, user = request.app[supervision_key], request["user"]
+    call = await _call_or_404(sup, request.match_info["call_id"])
+    await sup.audit.record(username=user.username, role=user.role, action="export", call_id=call["id"], detail=fmt)
+    attachment = {"Content-Disposition": f'attachment; filename="appel-{call["id"]}.{fmt}"', **NO_STORE}
     if fmt == "vtt":
-        return web.Response(text=webvtt(call), content_type="text/vtt", charset="utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{name}.vtt"', **NO_STORE})
+        return web.Response(text=webvtt(call), content_type="text/vtt", charset="utf-8", headers=attachment)
     return web.Response(text=json.dumps(call, ensure_ascii=False, indent=1), content_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.json"', **NO_STORE})
-
-
-def _format(raw: str | None) -> str:
-    if raw not in ("json", "vtt"):
-        raise _bad("format : json ou vtt")
-    return raw
+                        headers=attachment)
 
 
 @require_role("supervisor")
-async def export_api(request: web.Request) -> web.Response:
-    """GET .../export?format=json|vtt: the masked call, audited."""
-    sup, user = request.app[supervision_key], request["user"]
-    fmt = _format(request.query.get("format", "json"))
-    call = await _call_or_404(sup, request.match_info["call_id"])
-    await sup.audit.record(username=user.username, role=user.role, action="export", call_id=call["id"], detail=fmt)
-    return _export_response(call, fmt)
+async def export_json_api(request: web.Request) -> web.Response:
+    return await _export(request, "json")
 
 
-async def _reason(request: web.Request) -> dict[str, Any]:
+@require_role("supervisor")
+async def export_vtt_api(request: web.Request) -> web.Response:
+    return await _export(request, "vtt")
+
+
+async def _reason(request: web.Request) -> str:
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
@@ -190,23 +187,20 @@ async def _reason(request: web.Request) -> dict[str, Any]:
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         raise _bad(f"un motif est obligatoire ({MAX_REASON} caractères au plus)")
-    return {**body, "reason": reason.strip()}
+    return reason.strip()
 
 
 @require_role("admin")
 async def unmask_api(request: web.Request) -> web.Response:
-    """POST {"reason", "format"?: "json"|"vtt"}: the call unmasked, for admins only; the
-    reason is in the audit log before anything is shown."""
+    """POST {"reason"}: the call unmasked, for admins only; the reason is in the audit log
+    before anything is shown."""
     sup, user = request.app[supervision_key], request["user"]
-    body = await _reason(request)
-    fmt = body.get("format")
+    reason = await _reason(request)
     call = await _call_or_404(sup, request.match_info["call_id"], masked=False)
     await sup.audit.record(username=user.username, role=user.role, action="unmask", call_id=call["id"],
-                           reason=body["reason"], detail=fmt)
+                           reason=reason)
     log.info("call %s unmasked by %s", call["id"], user.username)
-    if fmt is None:
-        return web.json_response(call, headers=NO_STORE)
-    return _export_response(call, _format(fmt))
+    return web.json_response(call, headers=NO_STORE)
 
 
 @require_role("admin")
@@ -268,7 +262,8 @@ def add_supervision_routes(app: web.Application) -> None:
     app.router.add_get("/api/supervisor/calls", calls_api)
     app.router.add_get("/api/supervisor/calls/{call_id}", call_api)
     app.router.add_get("/api/supervisor/calls/{call_id}/recording", recording_api)
-    app.router.add_get("/api/supervisor/calls/{call_id}/export", export_api)
+    app.router.add_get("/api/supervisor/calls/{call_id}/export", export_json_api)
+    app.router.add_get("/api/supervisor/calls/{call_id}/transcript.vtt", export_vtt_api)
     app.router.add_post("/api/supervisor/calls/{call_id}/unmask", unmask_api)
     app.router.add_get("/api/supervisor/audit", audit_api)
     app.router.add_get("/api/supervisor/indicators", indicators_api)
