@@ -471,7 +471,7 @@ def _dictated_groups(tokens: list[str]) -> list[_Group]:
     return [g for g in _groups(tokens) if _next_content(tokens, g.end - 1, 1) not in ("chiffre", "chiffres")]
 
 
-def _dictated(text: str) -> str:
+def dictated_digits(text: str) -> str:
     """All the digits dictated in `text`, groups joined."""
     return "".join(g.digits for g in _dictated_groups(_tokens(_fold(text))))[:64]
 
@@ -497,7 +497,7 @@ def _postcode(d: str) -> SlotValue | None:
 
 
 def _speech_postcode(text: str, today: date) -> SlotValue | None:
-    d = _dictated(text)
+    d = dictated_digits(text)
     if len(d) != 5:
         tokens = _tokens(_fold(text))
         fives = [g.digits for g in _groups(tokens) if len(g.digits) == 5]
@@ -1169,11 +1169,11 @@ def _time_slot(slot: str) -> SlotValue:
 # ------------------------------------------------------------------ dispatch
 
 def _speech_siret(text: str, today: date) -> SlotValue | None:
-    return _siret(_dictated(text))
+    return _siret(dictated_digits(text))
 
 
 def _speech_siren(text: str, today: date) -> SlotValue | None:
-    return _siren(_dictated(text))
+    return _siren(dictated_digits(text))
 
 
 def _keypad(parser: str, keys: str, today: date) -> SlotValue | None:

@@ -20,7 +20,7 @@ from bot.supervision import masking
 from bot.supervision.masking import MASK, mask_call, mask_digits, mask_text, postcode_turns, webvtt
 from flows.identifiers import luhn_check_digit, siren_is_valid, siret_is_valid
 from flows.knowledge import load_knowledge
-from flows.slots import _dictated, parse_keypad
+from flows.slots import dictated_digits, parse_keypad
 from flows.slow_wording import slow_wording
 
 RNG_SEED = 20260415
@@ -59,7 +59,7 @@ CONTEXTS = (
 
 
 def test_contexts_say_no_digit():
-    assert all(_dictated(c.format("")) == "" and not re.search(r"[0-9]", c) for c in CONTEXTS)
+    assert all(dictated_digits(c.format("")) == "" and not re.search(r"[0-9]", c) for c in CONTEXTS)
 
 
 # ------------------------------------------------------------------ generated identifiers
@@ -196,7 +196,7 @@ PHONE_FORMATS: dict[str, Callable[[str], str]] = {
 
 def visible_digits(masked: str) -> str:
     """What a reader still gets of digits from a masked text, in figures or in words."""
-    return "".join(re.findall(r"[0-9]", masked)) or _dictated(masked)
+    return "".join(re.findall(r"[0-9]", masked)) or dictated_digits(masked)
 
 
 def assert_hidden(original: str, masked: str, digits: str) -> None:

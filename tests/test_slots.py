@@ -13,7 +13,7 @@ import pytest
 from num2words import num2words
 
 from flows.identifiers import siret_is_valid
-from flows.slots import PARSERS, SlotValue, _dictated, chunks_for_readback, parse_keypad, parse_speech
+from flows.slots import PARSERS, SlotValue, chunks_for_readback, dictated_digits, parse_keypad, parse_speech
 
 TODAY = date(2026, 4, 15)          # a Wednesday, in the second quarter
 SIRET = "73282932000074"           # INSEE's documented example (SIREN 732 829 320, 7th establishment)
@@ -196,7 +196,7 @@ def test_siret_round_trip_in_many_dictation_styles() -> None:
     ("dix-sept cent", "1700"),
 ])
 def test_group_boundaries(text: str, expected: str) -> None:
-    assert _dictated(text) == expected
+    assert dictated_digits(text) == expected
 
 
 def test_siret_read_back_can_be_parsed_back() -> None:

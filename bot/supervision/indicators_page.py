@@ -227,13 +227,14 @@ def indicators_html(ind: dict[str, Any], *, start: date, end: date) -> str:
         '<html lang="fr">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>Indicateurs {_e(period)} – Supervision</title>\n"
+        '<link rel="stylesheet" href="/static/agent.css">\n'
         '<link rel="stylesheet" href="/static/supervisor.css">\n'
-        "<style>.chart-figure{margin:0;overflow-x:auto}.chart{max-width:100%;height:auto}"
-        "section{margin-block:2rem}table.figures{border-collapse:collapse}"
-        "table.figures th,table.figures td{padding:.2rem .6rem;text-align:right}"
-        "table.figures th[scope=row]{text-align:left}</style>\n"
-        "</head>\n<body>\n<main>\n"
-        f"<h1>Indicateurs {_e(period)}</h1>\n{form}\n"
+        "</head>\n<body>\n"
+        '<header class="topbar"><h1>Console superviseur</h1><nav class="tabs" aria-label="Sections">'
+        '<a href="/supervisor">Appels</a> <a href="/supervisor/indicators" aria-current="page">Indicateurs</a>'
+        "</nav></header>\n"
+        '<main class="page indicators">\n'
+        f"<h2>Indicateurs {_e(period)}</h2>\n{form}\n"
         + "\n".join(sections)
         + "\n</main>\n</body>\n</html>\n"
     )

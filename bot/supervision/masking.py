@@ -36,7 +36,7 @@ import re
 from typing import Any
 
 from flows.knowledge import load_knowledge
-from flows.slots import _dictated
+from flows.slots import dictated_digits
 from flows.slow_wording import slow_wording
 
 __all__ = ["MASK", "mask_call", "mask_digits", "mask_text", "postcode_turns", "webvtt"]
@@ -120,7 +120,7 @@ def _mask_run(m: re.Match[str], threshold: int) -> str:
     run = m.group()
     tokens = list(_TOKEN_RE.finditer(run))
     if any(not t.group()[0].isdigit() for t in tokens):
-        return _hide(run, tokens) if len(_dictated(run)) >= threshold else run
+        return _hide(run, tokens) if len(dictated_digits(run)) >= threshold else run
     judged = tokens[:_amount_start(tokens, run)] if _CURRENCY_AFTER.match(m.string, m.end()) else tokens
     if sum(len(t.group()) for t in judged) < threshold:
         return run
@@ -148,7 +148,7 @@ def _hide(run: str, tokens: list[re.Match[str]]) -> str:
             shown = min(keep, len(word))
             pieces.append(mask_digits(word, shown))
             keep -= shown
-        elif 0 < (said := len(_dictated(word))) <= keep:
+        elif 0 < (said := len(dictated_digits(word))) <= keep:
             pieces.append(word)
             keep -= said
         else:
