@@ -433,6 +433,12 @@ def cmd_bench_stt(args: argparse.Namespace) -> int:
     return bench_stt(limit=args.limit, as_json=args.json, sweep=args.sweep, progress=args.verbose)
 
 
+def cmd_bench_supervision(args: argparse.Namespace) -> int:
+    from bot.bench_supervision import main as bench_supervision
+
+    return bench_supervision(calls=args.calls, runs=args.runs, as_json=args.json)
+
+
 def cmd_bench_handoff(args: argparse.Namespace) -> int:
     from bot.bench_handoff import run_handoff_bench
 
@@ -552,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--live", type=int, default=0,
                    help="also call the bot over the media stream with N held-out questions")
     b.set_defaults(func=cmd_bench_turns)
+    b = bench.add_parser("supervision", help="supervisor console: list, search, one call, indicators on N calls")
+    b.add_argument("--calls", type=int, default=20_000)
+    b.add_argument("--runs", type=int, default=10)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_supervision)
     b = bench.add_parser("slow", help="slow-speech mode: speech rate and pauses, end of turn with long pauses")
     b.add_argument("--limit", type=int, default=10, help="knowledge answers rendered (default 10)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.error
+import urllib.parse
 import urllib.request
 import wave
 from datetime import UTC, datetime, timedelta
@@ -302,6 +303,13 @@ def test_a_supervisor_finds_a_call_and_clicks_a_turn_to_hear_it(console):
             response = agent.goto(f"{console.url}/supervisor/calls/{call_id}")
             assert response is not None and response.status == 403
             assert "Accès refusé" in agent.content()
+
+            home = browser.new_page()   # signed in without a page asked for: their own console
+            home.goto(f"{console.url}/login")
+            home.fill("#username", "sam")
+            home.fill("#password", PASSWORD)
+            home.click("#login-submit")
+            home.wait_for_url(lambda url: urllib.parse.urlsplit(url).path == "/supervisor")
 
             admin = browser.new_page()
             admin.goto(f"{console.url}/login?next=/supervisor/calls/{call_id}")

@@ -2,61 +2,17 @@
 // accepting a call (browser WebRTC or desk phone), live transcript, wrap-up, callbacks.
 // Everything shown from the API is built with textContent: transcripts are what callers said.
 "use strict";
-const $ = (id) => document.getElementById(id);
-const TEAMS = {
-  declaration: "Déclarations", paiement: "Paiements", cotisations: "Cotisations",
-  creation: "Création d'entreprise", cessation: "Cessation d'activité", attestations: "Attestations",
-  compte: "Compte en ligne", seuils: "Seuils et plafonds", employeur: "Employeurs",
-  recouvrement: "Recouvrement", difficultes: "Difficultés", hors_perimetre: "Hors périmètre", accueil: "Accueil",
-};
-const CHANNELS = { webrtc: "Appel web", sip: "Téléphone", text: "Messagerie" };
-const ROLES = { agent: "conseiller", supervisor: "superviseur", admin: "administrateur" };
+// $, el, api, message, TEAMS, CHANNELS, ROLES, me and leaving: console.js.
 const SLOTS = { matin: "le matin", apres_midi: "l'après-midi", indifferent: "indifférent" };
 const teamLabel = (t) => TEAMS[t] || t;
-// Builds a node; strings among the children become text nodes (never parsed as HTML).
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 // Hooks read by the automated browser test.
 const ac = { state: "idle", pc: null, callId: null };
 window.agentConsole = ac;
-let me = null, presence = { status: "paused", teams: [], device: "browser", has_phone: false };
-let queue = [], selectedId = null, shownCard = "", currentCard = null, shownCallbacks = "", mic = null, callStart = 0, timer = null, leaving = false;
+let presence = { status: "paused", teams: [], device: "browser", has_phone: false };
+let queue = [], selectedId = null, shownCard = "", currentCard = null, shownCallbacks = "", mic = null, callStart = 0, timer = null;
 // Declined calls stay in the queue for other agents: hide them here for the browser session.
 const declined = new Set(JSON.parse(sessionStorage.getItem("declined") || "[]"));
-
-class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
-}
-
-// One place for credentials, the CSRF header and the 401 -> sign-in redirect.
-async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (method !== "GET") {
-    init.headers["Content-Type"] = "application/json";
-    init.headers["X-CSRF-Token"] = me ? me.csrf_token : "";
-    init.body = JSON.stringify(body || {});
-  }
-  const response = await fetch(path, init).catch(() => null);
-  if (!response) throw new ApiError(0, "Le serveur est injoignable.");
-  if (response.status === 401) {
-    leaving = true;
-    location.assign("/login?next=/agent");
-    throw new ApiError(401, "Session expirée.");
-  }
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, (data && data.error) || `erreur ${response.status}`);
-  return data;
-}
-
-function message(text, kind = "info") {
-  const m = $("message");
-  m.textContent = text;
-  m.className = "message " + (text ? kind : "");
-}
 
 function failure(prefix, err) {
   if (err.status === 401) return;

@@ -1,18 +1,20 @@
-// Sign-in page of the agent console. The session cookie is HttpOnly: this page never sees
+// Sign-in page of the agent and supervisor consoles. The session cookie is HttpOnly: this page never sees
 // it; the console fetches its CSRF token again from /api/me, so nothing is stored here.
 "use strict";
 const $ = (id) => document.getElementById(id);
 
 // Only a same-origin path may be the target after sign-in: "//host" and "/\host" are
-// read by browsers as another host (open redirect), so they fall back to the console.
-function nextPage() {
+// read by browsers as another host (open redirect), so they fall back to the user's own
+// console (supervisors and admins: the supervisor console; agents: theirs).
+function nextPage(role) {
+  const home = role === "supervisor" || role === "admin" ? "/supervisor" : "/agent";
   const next = new URLSearchParams(location.search).get("next") || "";
-  if (!next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\") || /[\u0000-\u001f]/.test(next)) return "/agent";
+  if (!next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\") || /[\u0000-\u001f]/.test(next)) return home;
   try {
     const url = new URL(next, location.origin);
-    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/agent";
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : home;
   } catch {
-    return "/agent";
+    return home;
   }
 }
 
@@ -44,7 +46,8 @@ async function signIn(event) {
     response = null;
   }
   if (response && response.ok) {
-    location.assign(nextPage());
+    const me = await response.json().catch(() => ({}));
+    location.assign(nextPage(me.role));
     return;
   }
   $("login-submit").disabled = false;

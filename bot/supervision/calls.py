@@ -108,7 +108,9 @@ async def _search(s, where: list, order, needle: str) -> list[str]:
     found: set[str] = set()
     rows = await s.execute(select(Turn.call_id, Turn.text).where(Turn.call_id.in_(select(Call.id).where(*where))))
     for call_id, text in rows:
-        if call_id not in found and needle in fold(mask_text(text or "")):
+        # Folding is cheap and masking is not: only a turn that holds the words is masked
+        # to check that they are not part of an identifier.
+        if call_id not in found and needle in fold(text or "") and needle in fold(mask_text(text)):
             found.add(call_id)
     return [i for i in ordered if i in found]
 

@@ -1,5 +1,5 @@
-// Shared by the supervisor pages: the API helper (credentials, CSRF, 401 -> sign-in),
-// labels, and node building with textContent only (transcripts are what callers said).
+// Shared by the agent and supervisor consoles: the API helper (credentials, CSRF, 401 ->
+// sign-in), labels, and node building with textContent only (transcripts are what callers said).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const TEAMS = {
@@ -14,7 +14,9 @@ const OUTCOMES = {
   caller_hung_up: "raccroché", error: "erreur", not_connected: "non connecté",
 };
 const SPEAKERS = { caller: "Appelant", bot: "Callbot", agent: "Conseiller" };
+const ROLES = { agent: "conseiller", supervisor: "superviseur", admin: "administrateur" };
 let me = null;
+let leaving = false;   // signed out or sent to sign in: errors of requests cut short are not shown
 
 function el(tag, props = {}, ...children) {
   const { dataset, ...rest } = props;
@@ -38,6 +40,7 @@ async function api(method, path, body) {
   const response = await fetch(path, init).catch(() => null);
   if (!response) throw new ApiError(0, "Le serveur est injoignable.");
   if (response.status === 401) {
+    leaving = true;
     location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
     throw new ApiError(401, "Session expirée.");
   }
@@ -65,9 +68,9 @@ const clock = (ms) => {
 
 async function signedIn() {
   me = await api("GET", "/api/me");
-  const roles = { agent: "conseiller", supervisor: "superviseur", admin: "administrateur" };
-  $("whoami").textContent = `${me.username} (${roles[me.role] || me.role})`;
+  $("whoami").textContent = `${me.username} (${ROLES[me.role] || me.role})`;
   $("logout").addEventListener("click", async () => {
+    leaving = true;
     await api("POST", "/api/logout").catch(() => null);
     location.assign("/login?next=/supervisor");
   });
