@@ -21,8 +21,8 @@ from bot.admission import Admission
 from bot.auth import twilio_signature
 from bot.config import load_settings
 from bot.server import create_app
+from tests.provisioned import provisioned_var
 
-ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_TOKEN = secrets.token_urlsafe(24)
 TWILIO_AUTH_TOKEN = secrets.token_urlsafe(24)
 
@@ -97,9 +97,7 @@ async def handshake(client: TestClient, headers: dict[str, str]) -> tuple[int, s
 
 @pytest.fixture(scope="module")
 def var_dir(tmp_path_factory) -> Path:
-    var = tmp_path_factory.mktemp("admission-var")
-    (var / "router").symlink_to(ROOT / "var" / "router")  # the provisioned router, not trained again
-    return var
+    return provisioned_var(tmp_path_factory.mktemp("admission-var"))
 
 
 @pytest.fixture(scope="module")

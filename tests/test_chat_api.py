@@ -25,6 +25,7 @@ from flows.actions.deadlines import deadlines_text
 from flows.knowledge import load_knowledge
 from flows.slots import PARSERS
 from tests.domain import DOMAIN_TEAMS
+from tests.provisioned import provisioned_var
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +39,7 @@ CLOSING_QUESTION = "je voudrais fermer ma micro-entreprise, quelles sont les dé
 
 @pytest.fixture(scope="module")
 def var_dir(tmp_path_factory) -> Path:
-    # Shared by the servers of this module: the router's embedding cache is computed once.
-    return tmp_path_factory.mktemp("chat-var")
+    return provisioned_var(tmp_path_factory.mktemp("chat-var"))
 
 
 @pytest.fixture(scope="module")

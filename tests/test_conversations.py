@@ -11,6 +11,7 @@ import pytest
 from num2words import num2words
 
 from flows.offices import office_for
+from tests.provisioned import provisioned_var
 from tests.test_actions import TOKEN, accounts, actions, si_db, si_url  # noqa: F401 (module fixtures)
 from tests.test_chat_api import admin_headers, open_session, send, start_client
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def var_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("conversations-var")
+    return provisioned_var(tmp_path_factory.mktemp("conversations-var"))
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,10 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
 from bot.call_log import CallLog
-from bot.caller_sim import ROOT, CallerVoice, bot_server, media_stream_call
+from bot.caller_sim import CallerVoice, bot_server, media_stream_call
 from bot.recording import CallRecorder, IncrementalWav, StereoTimeline
 from bot.store import Store
+from tests.provisioned import provisioned_var
 
 RATE = 16000
 FRAME = 320  # 20 ms at 16 kHz
@@ -301,9 +302,7 @@ def test_a_server_killed_mid_call_leaves_a_readable_aligned_recording(tmp_path, 
     where the call record's turns put it."""
     question = speech[0]
     db = tmp_path / "calls.sqlite3"
-    var = tmp_path / "var"
-    var.mkdir()
-    (var / "router").symlink_to(ROOT / "var" / "router")  # the provisioned router, not trained again
+    var = provisioned_var(tmp_path / "var")
     with bot_server(tmp_path, CALLBOT_VAR_DIR=str(var)) as server:
         ws_url = server.url.replace("http://", "ws://") + "/ws/media"
         caller_failed: list[BaseException] = []

@@ -24,9 +24,9 @@ import pytest
 from bot.agent_sim import AgentClient, ApiError, add_user, server_database
 from bot.caller_sim import CHROMIUM, CHROMIUM_FLAGS, bot_server
 from bot.store import Call, Event, Store, Turn
+from tests.provisioned import provisioned_var
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "mot-de-passe-de-test"
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 RATE = 16_000
@@ -109,9 +109,7 @@ async def seed(database_url: str, recordings: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("supervision")
-    var = tmp / "var"
-    var.mkdir()
-    (var / "router").symlink_to(ROOT / "var" / "router")  # the provisioned router, not trained again
+    var = provisioned_var(tmp / "var")
     (var / "recordings").mkdir()
     with bot_server(tmp, CALLBOT_VAR_DIR=str(var), CALLBOT_SUPERVISION_METRICS_TOKEN=METRICS_TOKEN) as server:
         database = server_database(server.log_path)

@@ -8,11 +8,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.config import load_settings
 from bot.server import create_app
+from tests.provisioned import provisioned_var
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def client(tmp_path_factory):
-    app = create_app(load_settings(var_dir=tmp_path_factory.mktemp("signalling")), voice=False)
+    app = create_app(load_settings(var_dir=provisioned_var(tmp_path_factory.mktemp("signalling"))), voice=False)
     async with TestClient(TestServer(app)) as c:
         yield c
 

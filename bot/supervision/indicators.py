@@ -46,7 +46,7 @@ Definitions (what supervisors read on the page):
   [count per day]}} for those 10, the day being the call's local start day.
 - by_office: {office: calls}: the call's `region` (set by the dialogue when it identifies
   an account, from its postcode) unless the rule is "number"; else, unless the rule is
-  "account", the caller number's area (bot/supervision/offices.py); "inconnu" when neither
+  "account", the caller number's area (flows/offices.py); "inconnu" when neither
   gives one. Most calls first.
 - per_day: every local day of the period, [{day, calls, latency_p50_ms, latency_p95_ms,
   cut_turns, fallback_answers}]: the latency is the bot turns' `total_ms` (the caller's end

@@ -56,6 +56,9 @@ class Supervision:
     async def audit_listen(self, username: str, role: str, call_id: str) -> None:
         key, now = (username, call_id), time.monotonic()
         if now - self._listened.get(key, -LISTEN_AUDIT_EVERY_S) >= LISTEN_AUDIT_EVERY_S:
+            # Listenings older than the window are forgotten: the map stays as small as the
+            # number of recordings being listened to now.
+            self._listened = {k: t for k, t in self._listened.items() if now - t < LISTEN_AUDIT_EVERY_S}
             self._listened[key] = now
             await self.audit.record(username=username, role=role, action="listen", call_id=call_id)
 
