@@ -3,12 +3,11 @@ sorting; and one call with its timeline.
 
 The search reads the transcripts as the supervisor sees them, masked: an identifier
 (a SIRET, a phone number) cannot be searched for, or a masked call could be found by it.
-Matching ignores case and accents ("declaration" finds "déclaration").
+Matching ignores case, accents and punctuation (flows.lexical.normalize) ("declaration" finds "déclaration").
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from bot.store import Call, Event, Store, Turn, as_utc
-from bot.supervision.masking import mask_call, mask_text
+from bot.supervision.masking import mask_call, mask_digits, mask_text
+from flows.lexical import normalize
 
 SORTS = ("date", "duration")
 TRANSFER_EVENTS = ("handoff", "queued", "agent_accepted")
@@ -52,11 +52,6 @@ class CallFilter:
             raise ValueError("page >= 1 and 1 <= page_size <= 200")
 
 
-def fold(text: str) -> str:
-    """Lowercase without accents: what the search compares."""
-    return "".join(c for c in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(c) != "Mn")
-
-
 def _conditions(f: CallFilter) -> list:
     where = []
     if f.start is not None:
@@ -87,7 +82,7 @@ async def list_calls(store: Store, f: CallFilter) -> dict[str, Any]:
     order = order.desc() if f.descending else order.asc()
     async with store.session() as s:
         if f.q.strip():
-            ids = await _search(s, where, order, fold(f.q.strip()))
+            ids = await _search(s, where, order, normalize(f.q.strip()))
             total = len(ids)
             page_ids = ids[(f.page - 1) * f.page_size: f.page * f.page_size]
             rows = {c.id: c for c in await s.scalars(select(Call).where(Call.id.in_(page_ids)))}
@@ -110,7 +105,7 @@ async def _search(s, where: list, order, needle: str) -> list[str]:
     for call_id, text in rows:
         # Folding is cheap and masking is not: only a turn that holds the words is masked
         # to check that they are not part of an identifier.
-        if call_id not in found and needle in fold(text or "") and needle in fold(mask_text(text)):
+        if call_id not in found and needle in normalize(text or "") and needle in normalize(mask_text(text)):
             found.add(call_id)
     return [i for i in ordered if i in found]
 
@@ -134,7 +129,7 @@ def _summary(call: Call, turns: list[Turn], kinds: set[str], slow: bool) -> dict
     return {
         "id": call.id,
         "channel": call.channel,
-        "caller": mask_call({"caller": call.caller, "turns": [], "events": []})["caller"],
+        "caller": mask_digits(call.caller) if call.caller else None,
         "started_at": started.isoformat(),
         "ended_at": ended.isoformat() if ended else None,
         "duration_s": round((ended - started).total_seconds(), 1) if ended else None,

@@ -229,14 +229,13 @@ def _horizontal_bars(title: str, labels: list[str], values: list[float], unit: s
     return "\n".join(parts)
 
 
-def grouped_bar_chart(title: str, labels: list[str], series: dict[str, list[float | None]], *,
-                      unit: str = "", width: int = 640, height: int = 300) -> str:
-    """Bars side by side, one group per label and one colour per series (a legend names
-    them); a missing value (None) draws no bar and reads "n.d."."""
+def _series_frame(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str, width: int,
+                  height: int) -> tuple[list[str], float, float, float, float, float]:
+    """The opening of a chart of several series (checked against the labels): the SVG head
+    with its text description, legend and y axis; and the scale and plot area
+    (maximum, left, right, top, bottom) the bars or lines are drawn in."""
     for name, values in series.items():
         _check(labels, values, f"values of {name!r}")
-    if not labels or not series:
-        return _empty(title, width, height)
     names = list(series)
     desc = " ; ".join(f"{label} : " + ", ".join(f"{name} {fr_number(series[name][i], unit)}" for name in names)
                       for i, label in enumerate(labels))
@@ -246,10 +245,20 @@ def grouped_bar_chart(title: str, labels: list[str], series: dict[str, list[floa
     legend, top = _legend(names, width)
     left, right = _left_margin(ticks, unit), width - 16.0
     bottom = height - (64.0 if len(labels) > 12 else 36.0)
+    parts = _open(title, width, height, desc) + legend + _y_axis(ticks, maximum, unit, left, right, top, bottom)
+    return parts, maximum, left, right, top, bottom
+
+
+def grouped_bar_chart(title: str, labels: list[str], series: dict[str, list[float | None]], *,
+                      unit: str = "", width: int = 640, height: int = 300) -> str:
+    """Bars side by side, one group per label and one colour per series (a legend names
+    them); a missing value (None) draws no bar and reads "n.d."."""
+    if not labels or not series:
+        return _empty(title, width, height)
+    names = list(series)
+    parts, maximum, left, right, top, bottom = _series_frame(title, labels, series, unit, width, height)
     band = (right - left) / len(labels)
     bar = band * 0.8 / len(names)
-    parts = _open(title, width, height, desc) + legend
-    parts += _y_axis(ticks, maximum, unit, left, right, top, bottom)
     parts.append('<g class="bars">')
     for s, name in enumerate(names):
         for i, (label, value) in enumerate(zip(labels, series[name], strict=True)):
@@ -272,23 +281,12 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
                width: int = 640, height: int = 300) -> str:
     """One line per series over the labels (days); a missing value (None) breaks the line
     and reads "n.d.". Each point holds a `<title>` "label, series : value"."""
-    for name, values in series.items():
-        _check(labels, values, f"values of {name!r}")
     if not labels or not series:
         return _empty(title, width, height)
     names = list(series)
-    desc = " ; ".join(f"{label} : " + ", ".join(f"{name} {fr_number(series[name][i], unit)}" for name in names)
-                      for i, label in enumerate(labels))
-    every = [v for values in series.values() for v in values]
-    maximum, ticks = _nice_scale(max((v for v in every if v is not None), default=0),
-                                 integers=_all_integers(every))
-    legend, top = _legend(names, width)
-    left, right = _left_margin(ticks, unit), width - 16.0
-    bottom = height - (64.0 if len(labels) > 12 else 36.0)
+    parts, maximum, left, right, top, bottom = _series_frame(title, labels, series, unit, width, height)
     step = (right - left) / len(labels)
     xs = [left + step * (i + 0.5) for i in range(len(labels))]
-    parts = _open(title, width, height, desc) + legend
-    parts += _y_axis(ticks, maximum, unit, left, right, top, bottom)
     for s, name in enumerate(names):
         colour = PALETTE[s % len(PALETTE)]
         parts.append(f'<g class="series" fill="{colour}" stroke="{colour}">')
