@@ -83,7 +83,7 @@ def render_comparison(settings, knowledge, limit: int, progress: bool = True) ->
 
 
 def long_pause_turns(settings, progress: bool = True) -> dict:
-    from bot.bench_turns import POLICIES, score_set, summarise, turn_set
+    from bot.bench_turns import score_set, summarise, turn_set
     from flows.knowledge import load_knowledge
     from flows.turn_completeness import build_completeness
 
@@ -92,11 +92,10 @@ def long_pause_turns(settings, progress: bool = True) -> dict:
     completeness = build_completeness(load_knowledge(), settings.var_dir / "router")
     scored = score_set(items, settings.var_dir / "bench-turns", settings, completeness, progress=progress)
     slow = settings.slow.end_of_turn(settings.turn)
-    make_silence, _ = POLICIES["silence 0.8 s"]
     return {"utterances": len(items),
             "pauses_s": [min(p for i in items for p in i.pauses), max(p for i in items for p in i.pauses)],
             "normal": summarise(settings.turn, scored), "slow": summarise(slow, scored),
-            "silence 0.8 s": summarise(make_silence(settings.turn), scored)}
+            "silence 0.8 s": summarise(replace(settings.turn, engine="silence", silence_s=0.8), scored)}
 
 
 def main(*, limit: int = 10, as_json: bool = False) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from bot.bench_turns import Item, Pause, Renderer, Scored, outcome
-from voice.end_of_turn import EndOfTurnSettings, decide, text_ending
+from voice.end_of_turn import EndOfTurnSettings, TurnWeights, decide, text_ending
 from voice.vad import VADSettings, make_vad_analyzer
 
 SETTINGS = EndOfTurnSettings()
@@ -60,48 +60,51 @@ def test_text_ending(text, ending):
 
 def test_decision_waits_longer_when_the_turn_is_not_finished():
     s = SETTINGS
-    assert decide(s, 0.95, "Quel est le plafond ?").wait_s == s.complete_s
     assert decide(s, 0.95, "Je voudrais savoir pour le").wait_s == s.max_wait_s  # words win over audio
-    assert decide(s, (s.likely_probability + s.complete_probability) / 2, "Le plafond.").wait_s == s.likely_s
-    assert decide(s, 0.01, "Le plafond.").wait_s == s.unsure_s
-    assert decide(s, 0.95, "Mon numéro c'est 12 34").wait_s == s.unsure_s
-    assert decide(s, 0.01, "Mon numéro c'est 12 34").wait_s == s.max_wait_s
+    assert decide(s, 0.95, "Je voudrais savoir pour le", 0.99).wait_s == s.max_wait_s  # ... and over the model
+    assert decide(s, 0.95, "Mon numéro c'est 12 34").wait_s == s.likely_s  # digits being dictated
     assert decide(s, None, "Le plafond.").wait_s == s.unsure_s
     silence = replace(s, engine="silence", silence_s=0.5)
     assert decide(silence, 0.01, "parce que").wait_s == 0.5
     assert s.max_wait_s <= 2.0  # the "up to about 2 s"
 
 
+def test_the_turn_probability_picks_the_wait():
+    # weights that read the completeness model alone: the turn probability is the model's
+    words_only = replace(SETTINGS, weights=TurnWeights(**{f.name: 0.0 for f in fields(TurnWeights)} | {"words": 1.0}))
+    for words, wait in ((0.95, words_only.complete_s), (0.5, words_only.likely_s), (0.1, words_only.unsure_s)):
+        decision = decide(words_only, 0.5, "Le plafond.", words)
+        assert decision.turn_probability == pytest.approx(words, abs=1e-9)
+        assert decision.wait_s == wait, (words, decision)
+
+
+@pytest.mark.parametrize("text", ["Quel est le plafond ?", "Je voudrais une attestation de vigilance.",
+                                  "Je suis kiné depuis vingt ans et je ne comprends pas mon échéancier."])
+def test_every_signal_of_a_finished_turn_shortens_the_wait(text):
+    s = SETTINGS
+    waits = [decide(s, audio, text, words).wait_s for audio in (0.01, 0.5, 0.97) for words in (0.05, 0.5, 0.97)]
+    grid = np.array(waits).reshape(3, 3)
+    assert (np.diff(grid, axis=0) <= 0).all() and (np.diff(grid, axis=1) <= 0).all(), grid
+    assert grid[-1, -1] == s.complete_s  # a whole request, said with a falling voice: answered at once
+    assert grid[0, 0] > s.complete_s
+    assert decide(s, 0.97, text.rstrip(" ?.") + "...", 0.97).wait_s >= grid[-1, -1]  # trailing off
+
+
 def test_context_alone_is_not_a_finished_turn():
     s = SETTINGS
-    # callers give their situation first and ask last
-    assert decide(s, 0.97, "Je suis auto-entrepreneur depuis deux ans.").reason == "context only"
-    assert decide(s, 0.97, "Je suis auto-entrepreneur depuis deux ans.").wait_s == s.unsure_s
-    assert decide(s, 0.97, "Je suis auto-entrepreneur, quel est mon plafond ?").wait_s == s.complete_s
-    # short answers to the bot's questions are not held back
-    assert decide(s, 0.97, "Oui.").wait_s == s.complete_s
-    assert decide(s, 0.97, "Non merci.").wait_s == s.complete_s
-    assert decide(replace(s, require_question=False), 0.97, "Je suis auto-entrepreneur.").wait_s == s.complete_s
-
-
-def test_the_completeness_model_decides_whether_the_request_was_said():
-    s = SETTINGS
+    # callers give their situation first and ask last: the model reads the request is to come
     context = "Je suis kiné depuis vingt ans et j'ai toujours payé."
     request = "Je suis kiné depuis vingt ans et je ne comprends pas mon échéancier."
-    assert decide(s, 0.97, context, 0.1).reason == "context only"
-    assert decide(s, 0.97, context, 0.1).wait_s == s.unsure_s
-    assert decide(s, 0.01, context, 0.1).wait_s == s.max_wait_s
-    # a request needs no question word when the model reads it whole
-    assert decide(s, 0.97, request, 0.95).wait_s == s.complete_s
-    assert decide(s, s.likely_probability, request, 0.95).wait_s == s.likely_s  # the voice is not sure
-    assert decide(s, 0.97, request, (s.context_words_probability + s.complete_words_probability) / 2).wait_s \
-        == s.likely_s
-    # the model never overrides the words that leave the phrase open
-    assert decide(s, 0.97, "Je voudrais savoir le plafond pour", 0.99).wait_s == s.max_wait_s
-    # a few words: a whole answer when the bot asked for one, otherwise as the model reads them
-    assert decide(s, 0.97, "Oui bonjour.", 0.05, short_answer=True).wait_s == s.complete_s
-    assert decide(s, 0.97, "Oui bonjour.", 0.05).reason == "context only"
-    assert decide(s, 0.97, "Oui, alors voilà, je suis retraité.", 0.05, short_answer=True).reason == "context only"
+    assert decide(s, 0.97, context, 0.1).wait_s >= s.likely_s
+    assert decide(s, 0.01, context, 0.1).wait_s == s.unsure_s
+    assert decide(s, 0.97, request, 0.95).wait_s == s.complete_s  # a request needs no question word
+    assert decide(s, 0.97, "Je suis auto-entrepreneur depuis deux ans.").wait_s >= s.likely_s  # word rule
+    # short answers to the bot's questions are not held back
+    for answer in ("Oui.", "Non merci.", "D'accord"):
+        assert decide(s, 0.2, answer, 0.05, short_answer=True).wait_s == s.complete_s
+    # ... but asked "how can I help?", "oui bonjour" and a pause is the start of the turn
+    assert decide(s, 0.97, "Oui bonjour.", 0.05).wait_s >= s.likely_s
+    assert decide(s, 0.97, "Oui, alors voilà, je suis retraité.", 0.05, short_answer=True).wait_s >= s.likely_s
 
 
 def test_settings_are_checked():
@@ -110,7 +113,7 @@ def test_settings_are_checked():
     with pytest.raises(ValueError):
         EndOfTurnSettings(complete_s=1.5, likely_s=0.6)
     with pytest.raises(ValueError):
-        EndOfTurnSettings(complete_words_probability=0.4, context_words_probability=0.6)
+        EndOfTurnSettings(complete_probability=0.4, likely_probability=0.6)
 
 
 def _pause(end, resumes, probability, text, final=False):
@@ -276,7 +279,7 @@ def test_context_then_question_is_one_turn_with_the_completeness_model(models, r
     assert len(transcripts) == 1, [t.text for t in transcripts]
     assert "plafond" in transcripts[0].text.lower(), transcripts[0].text
     end = transcripts[0].result["end_of_turn"]
-    assert end["words_probability"] >= SETTINGS.complete_words_probability, end
+    assert end["turn_probability"] >= SETTINGS.likely_probability, end
     assert end["wait_ms"] <= SETTINGS.likely_s * 1000, end
 
 
@@ -290,7 +293,7 @@ def test_a_few_words_are_a_whole_turn_when_the_bot_asked_for_a_short_answer(mode
     transcripts = collector.transcripts()
     assert len(transcripts) == 1, [t.text for t in transcripts]
     # asked "how can I help?", "oui d'accord" and a pause is the start of the turn, not all of it
-    assert (transcripts[0].result["end_of_turn"]["reason"] == "context only") is not short, transcripts[0].result
+    assert (transcripts[0].result["end_of_turn"]["reason"] == "short answer") is short, transcripts[0].result
 
 
 def test_caller_going_on_as_the_bot_answers_is_merged(models, renderer):

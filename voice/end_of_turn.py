@@ -4,16 +4,18 @@ dialogue side provides: flows/turn_completeness.py) and the silence since they s
 
 Silence alone cuts natural speech: people pause 0.4-1.2 s mid-sentence ("pour
 l'attestation de vigilance... elle dure combien de temps ?"). So when the caller pauses,
-the policy says how much silence to wait for before answering: little when the turn
-sounds and reads complete, up to `max_wait_s` when it does not.
+the policy weighs these signals into one probability that the turn is over
+(`TurnWeights`) and waits little when it is high, up to `max_wait_s` when it is low or the
+words leave the phrase open.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,30 +93,67 @@ def text_ending(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class TurnWeights:
+    """A logistic regression over what is known at a pause: the probability that the caller
+    has finished. No one signal is enough on French callers (smart-turn is rarely sure on
+    voices unlike those it was trained on; the completeness model cannot hear a falling
+    voice; Whisper's punctuation is a hint, not a rule), so each weighs as much as it
+    separated the last pause of a turn from the pauses inside it on the tuning part of the
+    turn-taking set (`callbot bench turns --tune` fits them and prints these values)."""
+
+    bias: float = -3.651
+    smart_turn: float = 0.198       # x logit of smart-turn's probability
+    words: float = 0.191            # x logit of the completeness model's probability
+    question_mark: float = 0.378    # the transcript ends on "?"
+    full_stop: float = 0.347        # ... on "." or "!"
+    trailing: float = -1.222        # ... on "...", "…" or ","
+    word_count: float = 1.22        # x log(1 + words said): a pause after three words is rarely the end
+    asks: float = 0.902             # a question word, a request verb or a short answer (asks_something)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+def turn_features(probability: float, text: str, words_probability: float) -> dict[str, float]:
+    """The values `TurnWeights` weighs (the same names), for smart-turn's probability, the
+    transcript so far and the completeness model's probability."""
+    stripped = text.rstrip()
+    ending = text_ending(text)
+    return {
+        "smart_turn": _logit(probability),
+        "words": _logit(words_probability),
+        "question_mark": float(stripped.endswith("?")),
+        "full_stop": float(stripped.endswith((".", "!")) and not stripped.endswith("...")),
+        "trailing": float(ending == "trailing"),
+        "word_count": math.log1p(len(_words(text))),
+        "asks": float(asks_something(text)),
+    }
+
+
+def turn_probability(weights: TurnWeights, features: dict[str, float]) -> float:
+    z = weights.bias + sum(getattr(weights, name) * value for name, value in features.items())
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@dataclass(frozen=True)
 class EndOfTurnSettings:
-    """How long to wait after the caller stops, by what the turn sounds and reads like.
+    """How long to wait after the caller stops, by how likely it is that they have finished.
 
     Defaults: `callbot bench turns --tune`'s choice on the tuning part of the turn-taking
-    set for a mean end-of-turn delay of at most 1.2 s (README, "Turn-taking"): fewer cut
-    callers rather than the fastest reply (the reply waits for Whisper anyway)."""
+    set for a mean end-of-turn delay of at most 800 ms (README, "Turn-taking": at the
+    issue's 600 ms, a quarter of the callers of the cross-validation were cut)."""
 
     engine: str = "smart"            # "smart": audio + words + silence; "silence": silence only
     silence_s: float = 0.6           # engine "silence": the fixed wait
-    complete_s: float = 0.2          # reads as a whole request and smart-turn >= complete_probability
-    likely_s: float = 1.2            # smart-turn >= likely_probability, but not both of the above
-    unsure_s: float = 1.4            # smart-turn below likely_probability, a number, '...', context only
-    max_wait_s: float = 2.0          # reads open ("parce que", "de", "euh"): the longest wait
-    complete_probability: float = 0.9
-    likely_probability: float = 0.2
-    # The completeness model's probability that the words make a whole request: from it the
-    # turn reads complete; below `context_words_probability` only context (or the start of
-    # the request) was said so far ("je suis auto-entrepreneur depuis deux ans"): unsure at best.
-    # 0.9, not the tuned 0.8: the same cut rate on the tuning part for 65 ms more on average,
-    # and a margin for Whisper, which at a pause may drop the open word ("connaître le
-    # plafond de" -> "reconnais le plafond.", read complete at 0.87 over the media stream).
-    complete_words_probability: float = 0.9
-    context_words_probability: float = 0.5
-    require_question: bool = True
+    complete_s: float = 0.2          # the turn probability is >= complete_probability
+    likely_s: float = 1.2            # ... >= likely_probability; the words end on a number
+    unsure_s: float = 2.0            # ... below it; no audio model
+    max_wait_s: float = 2.0          # the words leave the phrase open ("parce que", "de", "euh")
+    complete_probability: float = 0.7
+    likely_probability: float = 0.4
+    weights: TurnWeights = field(default_factory=TurnWeights)
     max_turn_s: float = 28.0         # a turn longer than this is cut (Whisper's window is 30 s)
     continuation_s: float = 2.0      # the caller goes on within this after the bot began: one question
 
@@ -123,9 +162,8 @@ class EndOfTurnSettings:
             raise ValueError(f"end-of-turn engine must be 'smart' or 'silence', got '{self.engine}'")
         if not 0 < self.complete_s <= self.likely_s <= self.unsure_s <= self.max_wait_s:
             raise ValueError("end-of-turn waits must grow: complete_s <= likely_s <= unsure_s <= max_wait_s")
-        if not 0 <= self.context_words_probability <= self.complete_words_probability <= 1:
-            raise ValueError("end-of-turn word probabilities: 0 <= context_words_probability "
-                             "<= complete_words_probability <= 1")
+        if not 0 <= self.likely_probability <= self.complete_probability <= 1:
+            raise ValueError("end-of-turn probabilities: 0 <= likely_probability <= complete_probability <= 1")
 
 
 @dataclass(frozen=True)
@@ -134,6 +172,7 @@ class Decision:
     reason: str
     probability: float | None = None        # smart-turn's
     words_probability: float | None = None  # the completeness model's, when it was asked
+    turn_probability: float | None = None   # all signals weighed (TurnWeights)
 
 
 def decide(settings: EndOfTurnSettings, probability: float | None, text: str,
@@ -148,26 +187,24 @@ def decide(settings: EndOfTurnSettings, probability: float | None, text: str,
     ending = text_ending(text)
     if ending == "open":
         return Decision(settings.max_wait_s, "open phrase", probability)
+    if ending == "number":
+        # a caller dictating a SIRET or an amount pauses between groups of digits
+        return Decision(settings.likely_s, "number", probability)
     if probability is None:
         return Decision(settings.unsure_s, "no audio model", probability)
-    if ending in ("number", "trailing"):
-        return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
-                        ending, probability)
     if short_answer and len(_words(text)) <= SHORT_ANSWER_WORDS:
-        # "oui", "non merci", "d'accord" answer the bot's question; asked "how can I help?",
-        # a caller who says "oui bonjour" and pauses has not started yet.
-        words_probability = 1.0
-    elif words_probability is None:
+        # "oui", "non merci", "d'accord" answer the bot's question (the turn-taking set the
+        # weights come from has no such answers); asked "how can I help?", a caller who says
+        # "oui bonjour" and pauses has not started yet, and the weights decide.
+        return Decision(settings.complete_s, "short answer", probability, words_probability)
+    if words_probability is None:
         words_probability = 1.0 if asks_something(text) else 0.0
-    if settings.require_question and words_probability < settings.context_words_probability:
-        return Decision(settings.unsure_s if probability >= settings.likely_probability else settings.max_wait_s,
-                        "context only", probability)
-    reads_whole = words_probability >= settings.complete_words_probability or not settings.require_question
-    if probability >= settings.complete_probability and reads_whole:
-        return Decision(settings.complete_s, "complete", probability)
-    if probability >= settings.likely_probability:
-        return Decision(settings.likely_s, "likely complete", probability)
-    return Decision(settings.unsure_s, "sounds unfinished", probability)
+    turn = turn_probability(settings.weights, turn_features(probability, text, words_probability))
+    if turn >= settings.complete_probability:
+        return Decision(settings.complete_s, "complete", probability, words_probability, turn)
+    if turn >= settings.likely_probability:
+        return Decision(settings.likely_s, "likely complete", probability, words_probability, turn)
+    return Decision(settings.unsure_s, "unsure", probability, words_probability, turn)
 
 
 def smart_turn_model_path() -> Path:

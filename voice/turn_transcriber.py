@@ -83,8 +83,8 @@ class _Committed:
 
 class TurnTranscriber(FrameProcessor):
     """TranscriptionFrame.result carries {'confidence', 'stt_ms', 'speech_start',
-    'speech_end' (monotonic seconds), 'end_of_turn': {'probability', 'words_probability', 'wait_ms',
-    'decided_ms', 'reason'},
+    'speech_end' (monotonic seconds), 'end_of_turn': {'probability', 'words_probability',
+    'turn_probability', 'wait_ms', 'decided_ms', 'reason'},
     'continues': the text of the turn this one completes, or None, 'voiced_s': seconds of
     speech in this turn's own audio}."""
 
@@ -272,9 +272,10 @@ class TurnTranscriber(FrameProcessor):
         now = time.monotonic()
         # The text may hold personal data: it goes to the call record, never to the logs.
         log.info("call %s: caller turn of %d words (confidence %.2f, stt %d ms); end of turn after %d ms "
-                 "(wait %d ms: %s, smart-turn %s, words %s)%s", self._call_id, len(transcript.text.split()),
+                 "(wait %d ms: %s, smart-turn %s, words %s, turn %s)%s", self._call_id, len(transcript.text.split()),
                  transcript.confidence, transcript.duration_ms, (now - speech_end) * 1000, decision.wait_s * 1000,
                  decision.reason, _rounded(decision.probability, 2), _rounded(decision.words_probability, 2),
+                 _rounded(decision.turn_probability, 2),
                  ", goes on with the last turn" if turn.continues else "")
         self._last = _Committed(audio=pcm, text=transcript.text, started=turn.started, committed_at=now)
         await self.push_frame(TranscriptionFrame(
@@ -287,6 +288,7 @@ class TurnTranscriber(FrameProcessor):
                 "end_of_turn": {
                     "probability": _rounded(decision.probability, 3),
                     "words_probability": _rounded(decision.words_probability, 3),
+                    "turn_probability": _rounded(decision.turn_probability, 3),
                     "wait_ms": int(decision.wait_s * 1000),
                     "decided_ms": int((now - speech_end) * 1000),
                     "reason": decision.reason,
