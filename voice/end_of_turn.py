@@ -101,14 +101,14 @@ class TurnWeights:
     separated the last pause of a turn from the pauses inside it on the tuning part of the
     turn-taking set (`callbot bench turns --tune` fits them and prints these values)."""
 
-    bias: float = -3.651
-    smart_turn: float = 0.198       # x logit of smart-turn's probability
-    words: float = 0.191            # x logit of the completeness model's probability
-    question_mark: float = 0.378    # the transcript ends on "?"
-    full_stop: float = 0.347        # ... on "." or "!"
-    trailing: float = -1.222        # ... on "...", "…" or ","
-    word_count: float = 1.22        # x log(1 + words said): a pause after three words is rarely the end
-    asks: float = 0.902             # a question word, a request verb or a short answer (asks_something)
+    bias: float = -3.575
+    smart_turn: float = 0.197       # x logit of smart-turn's probability
+    words: float = 0.297            # x logit of the completeness model's probability
+    question_mark: float = 0.331    # the transcript ends on "?"
+    full_stop: float = 0.345        # ... on "." or "!"
+    trailing: float = -1.213        # ... on "...", "…" or ","
+    word_count: float = 1.138       # x log(1 + words said): a pause after three words is rarely the end
+    asks: float = 0.865             # a question word, a request verb or a short answer (asks_something)
 
 
 def _logit(p: float) -> float:
