@@ -107,6 +107,13 @@ def test_context_alone_is_not_a_finished_turn():
     assert decide(s, 0.97, "Oui, alors voilà, je suis retraité.", 0.05, short_answer=True).wait_s >= s.likely_s
 
 
+def test_the_weights_and_thresholds_come_from_the_environment():
+    from bot.config import load_settings
+
+    turn = load_settings({"CALLBOT_TURN_WEIGHTS_WORD_COUNT": "0.5", "CALLBOT_TURN_COMPLETE_PROBABILITY": "0.8"}).turn
+    assert turn.weights == replace(TurnWeights(), word_count=0.5) and turn.complete_probability == 0.8
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         EndOfTurnSettings(engine="magic")
