@@ -31,12 +31,14 @@ class CallLog:
     def ms_at(self, monotonic_s: float) -> int:
         return int((monotonic_s - self._t0) * 1000)
 
-    async def turn(self, speaker: str, text: str, **values: Any) -> None:
+    async def turn(self, speaker: str, text: str, **values: Any) -> int:
+        """Records a turn; returns its index in the call."""
         index, self._index = self._index, self._index + 1
         try:
             await self.store.add_turn(self.call_id, index=index, speaker=speaker, text=text, **values)
         except SQLAlchemyError:
             log.exception("call %s turn %d: could not be stored", self.call_id, index)
+        return index
 
     async def event(self, kind: str, data: dict[str, Any] | None = None) -> None:
         try:

@@ -437,11 +437,11 @@ async def media_stream_call(ws_url: str, question_16k: np.ndarray, sid: str, *,
 async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray | str], sid: str, *,
                                 greeting_timeout_s: float = 40.0, reply_timeout_s: float = 60.0,
                                 quiet_s: float = 2.0, caller: str = "+33100000000",
-                                token: str | None = None) -> list[np.ndarray]:
+                                token: str | None = None, with_greeting: bool = False) -> list[np.ndarray]:
     """A caller who waits for the greeting, then says each utterance (16 kHz audio, or a
     string: keys pressed) once the bot has finished its last reply (`quiet_s` without sound
     after it began). Returns the audio the bot sent for each reply (8 kHz int16, from its
-    first sound to its last), in order. Connects as our gateway (`token`, see
+    first sound to its last), in order, after the greeting's if `with_greeting`. Connects as our gateway (`token`, see
     `gateway_headers`)."""
     import aiohttp
 
@@ -487,9 +487,10 @@ async def media_stream_dialogue(ws_url: str, utterances: list[np.ndarray | str],
                 await send(silence)
             return None
 
-        spans = []
-        if await until_quiet(time.monotonic(), greeting_timeout_s) is None:
+        greeting = await until_quiet(time.monotonic(), greeting_timeout_s)
+        if greeting is None:
             raise TimeoutError("no greeting")
+        spans = [greeting] if with_greeting else []
         for utterance in utterances:
             if isinstance(utterance, str):
                 for digit in utterance:

@@ -53,7 +53,7 @@ from bot.preferences import caller_key
 from bot.processors.frames import AgentAudioFrame, CallConnectedFrame, LiveAudioFrame, TransferStatusFrame
 from bot.services import BotServices
 from flows.offices import office_for
-from voice.codecs import StreamResampler, ulaw_to_pcm16
+from voice.codecs import SerializerResampler, StreamResampler, ulaw_to_pcm16
 from voice.speech_renderer import PIPELINE_RATE
 
 log = logging.getLogger("callbot.media")
@@ -109,6 +109,10 @@ class MediaStreamSerializer(TwilioFrameSerializer):
     def __init__(self, stream_sid: str) -> None:
         super().__init__(stream_sid, params=TwilioFrameSerializer.InputParams(
             auto_hang_up=False, sample_rate=PIPELINE_RATE))
+        # pipecat's default (soxr VHQ) holds back 52 ms each way: the caller's end of
+        # speech is heard that much later, and the bot's first word leaves that much later.
+        self._input_resampler = SerializerResampler()
+        self._output_resampler = SerializerResampler()
         self._agent_resampler = StreamResampler(8000, PIPELINE_RATE)
 
     async def deserialize(self, data: str | bytes) -> Frame | None:

@@ -148,7 +148,17 @@ def _schemas() -> dict[str, Any]:
             "dialogue_ms": _nullable({"type": "integer"}),
             "tts_ms": _nullable({"type": "integer"}),
             "total_ms": _nullable({"type": "integer"}),
-        }),
+            "end_of_turn": _nullable(_obj({
+                "probability": _nullable({"type": "number", "description": "smart-turn's, on the audio"}),
+                "words_probability": _nullable({"type": "number", "description": "the completeness "
+                                                "model's, on the words"}),
+                "turn_probability": _nullable({"type": "number", "description": "all signals weighed"}),
+                "wait_ms": {"type": "integer", "description": "silence the policy waited for"},
+                "decided_ms": {"type": "integer", "description": "end of speech -> turn ended"},
+                "reason": {"type": "string"},
+            }, description="on a supervised call's caller turns: how the end of the turn was decided")),
+        }, required=("index", "speaker", "text", "start_ms", "end_ms", "asr_confidence", "intent",
+                     "intent_score", "stt_ms", "dialogue_ms", "tts_ms", "total_ms")),
         "Event": _obj({
             "at_ms": {"type": "integer"},
             "kind": {"type": "string"},

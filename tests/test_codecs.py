@@ -132,3 +132,55 @@ def test_resampler_identity_and_float():
     f = x.astype(np.float32) / 32768
     out = codecs.resample(f, 16000, 8000)
     assert out.dtype == np.float32 and abs(len(out) - len(f) // 2) <= 1
+
+
+@pytest.mark.parametrize("rates", [(8000, 16000), (16000, 8000), (48000, 16000), (24000, 16000)])
+def test_stream_resampler_holds_back_a_few_milliseconds(rates):
+    """Every 20 ms chunk comes out at once but for the filter's delay: soxr's stream held
+    back 52-66 ms, heard on a call as that much later an end of speech and a first word."""
+    from_rate, to_rate = rates
+    r = codecs.StreamResampler(from_rate, to_rate)
+    x = _chirp(from_rate, 1.0)
+    chunk = from_rate // 50
+    emitted = 0
+    for start in range(0, len(x), chunk):
+        emitted += len(r.process(x[start:start + chunk].tobytes())) // 2
+        expected = (start + chunk) * to_rate // from_rate
+        assert 0 <= expected - emitted <= 0.005 * to_rate
+
+
+def _level_db(y: np.ndarray, rate: int, freq: float) -> float:
+    y = y[len(y) // 10: -len(y) // 10].astype(np.float64)
+    t = np.arange(len(y)) / rate
+    return float(20 * np.log10(max(2 * abs(np.dot(y, np.exp(-2j * np.pi * freq * t))) / len(y), 1e-9) / 10000))
+
+
+@pytest.mark.parametrize("freq", [300, 1000, 3000, 3300])
+def test_stream_resampler_keeps_the_telephone_band_and_rejects_images(freq):
+    t = np.arange(8000) / 8000
+    tone = (10000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+    up = np.frombuffer(codecs.StreamResampler(8000, 16000).process(tone.tobytes(), last=True), dtype=np.int16)
+    assert abs(_level_db(up, 16000, freq)) < 0.2
+    assert _level_db(up, 16000, 8000 - freq) < -60     # the image above 4 kHz
+    t16 = np.arange(16000) / 16000
+    high = (10000 * np.sin(2 * np.pi * (8000 - freq) * t16)).astype(np.int16)
+    down = np.frombuffer(codecs.StreamResampler(16000, 8000).process(high.tobytes(), last=True), dtype=np.int16)
+    assert _level_db(down, 8000, freq) < -60            # 8 kHz - f would alias onto f
+
+
+def test_serializer_resampler_restarts_on_new_rates():
+    import asyncio
+
+    r = codecs.SerializerResampler()
+    x = _chirp(8000, 0.2).tobytes()
+
+    async def run() -> tuple[bytes, bytes, bytes, bytes]:
+        up = await r.resample(x, 8000, 16000)
+        same = await r.resample(x, 16000, 16000)
+        down = await r.resample(x, 16000, 8000)
+        return up, same, down, await r.flush()
+
+    up, same, down, tail = asyncio.run(run())
+    assert same == x
+    assert abs(len(up) - 2 * len(x)) <= 0.005 * 32000
+    assert abs(len(down) + len(tail) - len(x) // 2) <= 2

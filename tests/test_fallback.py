@@ -96,10 +96,14 @@ async def test_nothing_is_made_up_when_the_knowledge_base_has_no_answer(knowledg
 def test_the_index_is_rebuilt_when_an_answer_changes(knowledge, tmp_path):
     from dataclasses import replace
 
-    first = Retriever(knowledge, tmp_path)
+    # A few types: the whole knowledge base would be embedded twice (about 50 s).
+    small = replace(knowledge, question_types={k: knowledge.question_types[k]
+                                               for k in ("acre", "attestation_vigilance", "plafond_micro")})
+    first = Retriever(small, tmp_path)
+    assert len(first.passages) == 3
     qt = knowledge.question_types["acre"]
-    edited = replace(knowledge, question_types={
-        **knowledge.question_types,
+    edited = replace(small, question_types={
+        **small.question_types,
         "acre": qt.model_copy(update={"answer": qt.answer.model_copy(update={"text": qt.answer.text + " Nouveau."})}),
     })
     second = Retriever(edited, tmp_path)

@@ -95,6 +95,9 @@ async def seed(database_url: str, recordings: Path) -> dict[str, str]:
                  start_ms=1000, end_ms=3000, intent="declaration_trimestrielle"),
             Turn(call_id=old.id, index=0, speaker="caller", text="Quel est le plafond de la micro-entreprise ?",
                  start_ms=0, end_ms=0, intent="plafond_micro"),
+            Event(call_id=main.id, at_ms=7100, kind="end_of_turn", data={
+                "turn": 1, "probability": 0.91, "words_probability": 0.84, "turn_probability": 0.86,
+                "wait_ms": 200, "decided_ms": 760, "reason": "complete"}),
             Event(call_id=main.id, at_ms=11000, kind="slow_speech", data={"on": True, "reason": "asked"}),
             Event(call_id=main.id, at_ms=21000, kind="action", data={"name": "action_identify", "ok": True,
                                                                       "identified": False}),
@@ -176,6 +179,11 @@ def test_a_call_is_masked_its_opening_audited_and_its_timeline_readable(console)
     assert call["recording_url"] == f"/api/supervisor/calls/{call_id}/recording"
     assert [e["kind"] for e in call["timeline"]] == ["slow_speech", "action", "handoff", "turns_merged"]
     assert call["turns"][2]["total_ms"] == 1060 and call["turns"][1]["asr_confidence"] == 0.82
+    # How the end of a caller turn was decided is on that turn, not in the timeline.
+    assert call["turns"][1]["end_of_turn"] == {"probability": 0.91, "words_probability": 0.84,
+                                               "turn_probability": 0.86, "wait_ms": 200, "decided_ms": 760,
+                                               "reason": "complete"}
+    assert call["turns"][3]["end_of_turn"] is None and call["turns"][2]["end_of_turn"] is None
     entries = audit(console, call_id)
     assert entries[0]["username"] == "sam" and entries[0]["action"] == "view"
     # The older record route is masked for a signed-in supervisor too.
@@ -286,6 +294,8 @@ def test_a_supervisor_finds_a_call_and_clicks_a_turn_to_hear_it(console):
             page.locator("#turns li[data-index='1'] .turn-seek").click()
             page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 4) < 0.05")
             assert page.locator("#turns li[data-index='1']").get_attribute("aria-current") == "true"
+            assert "fin de tour après 760 ms : phrase complète, attente 200 ms (voix 91 %, mots 84 %, ensemble 86 %)" \
+                in page.locator("#turns li[data-index='1']").inner_text()
             timeline = page.inner_text("#timeline")
             assert "Orientation vers un conseiller" in timeline and "identification refusée" in timeline
             assert page.locator("#unmask").is_hidden()          # a supervisor cannot unmask

@@ -216,7 +216,7 @@ class DialogueProcessor(FrameProcessor):
 
     async def _record_caller_turn(self, text: str, result: dict, reply: Reply) -> None:
         start, end = result.get("speech_start"), result.get("speech_end")
-        await self._call.turn(
+        index = await self._call.turn(
             "caller", text,
             start_ms=self._call.ms_at(start) if start else None,
             end_ms=self._call.ms_at(end) if end else None,
@@ -224,6 +224,10 @@ class DialogueProcessor(FrameProcessor):
             intent=reply.intent,
             intent_score=reply.score,
         )
+        if isinstance(result.get("end_of_turn"), dict):
+            # Why the bot decided the caller had finished, and how long it waited: what a
+            # supervisor looks at when a caller was cut or waited (figures only, no words).
+            await self._call.event("end_of_turn", {"turn": index, **result["end_of_turn"]})
 
     async def _on_keys(self, keys: str) -> None:
         if self._bot_speaking:

@@ -27,6 +27,26 @@ const EVENTS = {
   transfer_requested: (d) => `Transfert demandé (${TEAMS[d.team] || d.team || "?"})`,
   action: (d) => `Action ${d.name || ""} : ${!d.ok ? "serveur d'actions indisponible" : d.identified === true ? "appelant identifié" : d.identified === false ? "identification refusée" : "faite"}`,
 };
+// voice/end_of_turn.py's reasons, as a supervisor reads them.
+const END_OF_TURN = {
+  complete: "phrase complète",
+  "likely complete": "phrase probablement complète",
+  unsure: "fin incertaine",
+  "open phrase": "phrase laissée ouverte",
+  number: "chiffres en cours",
+  "short answer": "réponse courte attendue",
+  "no audio model": "sans modèle audio",
+  silence: "silence seul",
+  forced: "tour coupé (trop long ou fin d'appel)",
+};
+const percent = (p) => `${Math.round(p * 100)} %`;
+function endOfTurnText(e) {
+  const signals = [["voix", e.probability], ["mots", e.words_probability], ["ensemble", e.turn_probability]]
+    .filter(([, p]) => p !== null && p !== undefined).map(([name, p]) => `${name} ${percent(p)}`);
+  return `fin de tour après ${e.decided_ms} ms : ${END_OF_TURN[e.reason] || e.reason}, attente ${e.wait_ms} ms` +
+    (signals.length ? ` (${signals.join(", ")})` : "");
+}
+
 const eventText = (e) => (EVENTS[e.kind] ? EVENTS[e.kind](e.data || {}) :
   e.kind.startsWith("transfer_") ? `Transfert : ${e.kind.slice(9)}` : e.kind);
 
@@ -35,6 +55,7 @@ function turnNode(turn) {
   if (turn.asr_confidence !== null && turn.asr_confidence !== undefined) details.push(`confiance ASR ${Math.round(turn.asr_confidence * 100)} %`);
   if (turn.intent) details.push(`type : ${turn.intent}${turn.intent_score !== null && turn.intent_score !== undefined ? " (" + turn.intent_score.toFixed(2) + ")" : ""}`);
   if (turn.total_ms !== null && turn.total_ms !== undefined) details.push(`délai de réponse ${turn.total_ms} ms`);
+  if (turn.end_of_turn) details.push(endOfTurnText(turn.end_of_turn));
   const timed = turn.start_ms !== null && turn.start_ms !== undefined;
   const button = el("button", { type: "button", className: "turn-seek", disabled: !timed || !state.call.recording_url },
     timed ? clock(turn.start_ms) : "—");

@@ -22,7 +22,7 @@ SORTS = ("date", "duration")
 TRANSFER_EVENTS = ("handoff", "queued", "agent_accepted")
 # What the timeline shows of a call, in the order of the call: everything the record holds
 # but the periodic or purely technical events.
-TIMELINE_SKIP = frozenset({"media_stream_start"})
+TIMELINE_SKIP = frozenset({"media_stream_start", "end_of_turn"})
 SNIPPET_CHARS = 140
 # The mode's events say on or off: a call was slow if it was ever turned on.
 _SLOW_ON = and_(Event.kind == "slow_speech", Event.data["on"].as_boolean() == True)
@@ -155,6 +155,11 @@ async def call_detail(store: Store, call_id: str, *, masked: bool = True) -> dic
     call["recording_url"] = f"/api/supervisor/calls/{call_id}/recording" if call.pop("recording") else None
     call["masked"] = masked
     call["timeline"] = timeline(call)
+    # On its caller turn, not in the timeline: how the end of that turn was decided.
+    end_of_turn = {e["data"].get("turn"): {k: v for k, v in e["data"].items() if k != "turn"}
+                   for e in call["events"] if e["kind"] == "end_of_turn"}
+    for turn in call["turns"]:
+        turn["end_of_turn"] = end_of_turn.get(turn["index"]) if turn["speaker"] == "caller" else None
     return call
 
 
