@@ -32,6 +32,7 @@ from flows.intent_classifier import (
 )
 from flows.knowledge import DATA_DIR, Knowledge, load_knowledge
 from flows.router import IntentRouter, Route, RouterSettings
+from tests.provisioned import ROOT
 
 ANSWER = {"text": "Réponse de test.", "source": "https://www.urssaf.fr/", "checked": date(2026, 1, 5)}
 # Two types with the same phrasings: nothing can tell them apart, the caller must be asked.
@@ -141,8 +142,10 @@ def knowledge() -> Knowledge:
 
 
 @pytest.fixture(scope="module")
-def router(knowledge, cache_dir) -> IntentRouter:
-    return IntentRouter(knowledge, RouterSettings(), cache_dir)
+def router(knowledge) -> IntentRouter:
+    """The production router as `make setup` trained it (var/router), the one the server
+    loads: training on the whole data again would take 30 s, and training is tested above."""
+    return IntentRouter(knowledge, RouterSettings(), ROOT / "var" / "router")
 
 
 # ------------------------------------------------------- training and its cache

@@ -86,12 +86,12 @@ class StreamResampler:
     """Chunk-by-chunk int16 resampling for one audio stream, with little delay.
 
     soxr's stream resampler holds back 52-66 ms of audio in its filter (VHQ, HQ): on a
-    phone call that is as much later that the end of the caller's speech is heard, and
-    again before the bot's first word leaves. This polyphase Kaiser-windowed sinc holds
-    back `DELAY_S` (3 ms for 8 <-> 16 kHz), passes the telephone band (flat to about
-    3.3 kHz at 8 kHz) and rejects images and aliases by about 70 dB. The stream is aligned
-    with its input (that delay is dropped at the start and flushed by `last=True`), so
-    chunked output matches whole-buffer resampling."""
+    phone call, the end of the caller's speech is heard that much later, and the bot's
+    first word leaves that much later. This polyphase Kaiser-windowed sinc holds back 3 ms
+    (8 <-> 16 kHz; 1.5 ms from 48 or 24 kHz), is flat to 3.3 kHz and rejects images and
+    aliases by more than 80 dB. The stream is aligned with its input (the delay is dropped
+    at the start and flushed by `last=True`), so chunked output matches whole-buffer
+    resampling."""
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         if from_rate <= 0 or to_rate <= 0:
