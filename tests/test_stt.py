@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -159,6 +160,12 @@ def test_loop_detection():
     assert cut_loops("et de la vie de la vie de la vie de la vie de la") == "et de la vie"
     assert cut_loops("Sainte-de-de-de-de-de") == "Sainte-de"
     assert cut_loops("Bonjour, mon SIRET.") == "Bonjour, mon SIRET."
+    # A long word group said three times (Whisper on a question through G.711), not twice.
+    looped = ("de retard alors que je paye avec juste deux jours de retard alors que je paye avec juste "
+              "deux jours de retard alors que je paye avec juste deux jours de retard.")
+    assert has_loop(looped)
+    assert cut_loops(looped) == "de retard alors que je paye avec juste deux jours."
+    assert not has_loop("je ne sais pas, je ne sais pas comment faire")
 
 
 @needs_sounds
@@ -574,3 +581,51 @@ def test_skips_fail_in_ci(tmp_path, ci):
     else:
         assert done.returncode == 0, out
         assert "1 passed, 2 skipped, 1 xfailed" in out
+
+
+def test_a_transcript_longer_than_the_audio_is_decoded_again_not_dropped(transcriber):
+    """Whisper base wrote one clause of a question three times over (46 words for 7.6 s of
+    a call through G.711): more than the audio could hold, so the turn was dropped and the
+    caller heard nothing back. It is decoded again with the anti-loop options first; only
+    what is still too long is dropped."""
+
+    class Scripted(Transcriber):
+        """The real decoder's filters and decisions, on scripted decodes."""
+
+        def __init__(self, texts: dict[bool, str]) -> None:
+            super().__init__(transcriber.settings, model=transcriber.model)
+            self.texts, self.asked = texts, []
+
+        def _decode(self, audio, *, vad_filter, guarded, hotwords=True):
+            self.asked.append(guarded)
+            return [SimpleNamespace(text=self.texts[guarded], avg_logprob=-0.3, no_speech_prob=0.0)]
+
+    seconds = np.zeros(int(7.6 * 16000), dtype=np.float32)
+    loop = "de hâte à l'or que je paye avec juste deux jours " * 4 + "en salarie avec un peu de retard"
+    said = "On me réclame des majorations de retard alors que j'ai payé avec juste deux jours de retard."
+    redone = Scripted({False: loop, True: said})
+    assert redone.transcribe(seconds).text == said and redone.asked == [False, True]
+    # Still looping once decoded again: the loop is cut; text the audio could never hold
+    # without repeating itself is dropped.
+    cut = Scripted({False: loop, True: loop + " " + loop})
+    assert cut.transcribe(seconds).text == "de hâte à l'or que je paye avec juste deux jours en salarie avec un peu de retard"
+    invented = " ".join(f"mot{i}" for i in range(50))
+    dropped = Scripted({False: invented, True: invented})
+    assert dropped.transcribe(seconds).text == "" and dropped.asked == [False, True]
+
+
+def test_a_question_through_the_phone_with_pauses_is_heard(transcriber):
+    """The question whose transcript looped (the test above), as a call brings it: Kokoro,
+    two pauses, G.711 and back through the media stream's resampler."""
+    from bot.bench_turns import Item, Renderer
+    from voice.codecs import StreamResampler, pcm16_to_ulaw, resample, ulaw_to_pcm16
+
+    item = Item("q043-clauses", "clauses", "jf_nezumi", ("On me réclame des majorations de retard",
+                "alors que j'ai payé", "avec juste deux jours de retard."), pauses=(1.18, 0.95))
+    with tempfile.TemporaryDirectory() as cache:
+        audio = Renderer(Path(cache)).render(item, lead_s=0.2, tail_s=0.0).audio
+    phone = ulaw_to_pcm16(pcm16_to_ulaw(resample(audio.astype(np.int16), 16000, 8000).tobytes()))
+    heard = np.frombuffer(StreamResampler(8000, 16000).process(phone, last=True), dtype=np.int16)
+    result = transcriber.transcribe(heard.astype(np.float32) / 32768)
+    print(f"{result.text!r} (guarded: {result.loop_guarded})")
+    assert "deux jours" in result.text and not has_loop(result.text)

@@ -53,9 +53,13 @@ HALLUCINATIONS = re.compile(
 )
 
 # A word group said this many times in a row is a decoding loop ("en en en en ..."),
-# not speech: people say "non non non", not four times.
+# not speech: people say "non non non", not four times. A group of LONG_GROUP words or
+# more said three times is one too: Whisper on a question through G.711 wrote "de hâte à
+# l'or que je paye avec juste deux jours" three times over.
 LOOP_REPEATS = 4
-LOOP_MAX_NGRAM = 6
+LOOP_MAX_NGRAM = 12
+LONG_GROUP = 4
+LONG_GROUP_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def _first_loop(keys: list[str]) -> tuple[int, int, int] | None:
-    """(start, n, repeats) of the first group of n words said LOOP_REPEATS times or more in a row."""
+    """(start, n, repeats) of the first group of n words said in a row LOOP_REPEATS times or
+    more (LONG_GROUP_REPEATS for a group of LONG_GROUP words or more)."""
     for start in range(len(keys)):
         for n in range(1, LOOP_MAX_NGRAM + 1):
             group = keys[start:start + n]
@@ -138,7 +143,7 @@ def _first_loop(keys: list[str]) -> tuple[int, int, int] | None:
             repeats = 1
             while keys[start + repeats * n:start + (repeats + 1) * n] == group:
                 repeats += 1
-            if repeats >= LOOP_REPEATS:
+            if repeats >= (LONG_GROUP_REPEATS if n >= LONG_GROUP else LOOP_REPEATS):
                 return start, n, repeats
     return None
 
@@ -274,7 +279,9 @@ class Transcriber:
             hotwords = False
             kept = self._decode(audio, vad_filter=vad_filter, guarded=False, hotwords=False)
             text = _joined(kept)
-        looped = self.settings.loop_guard and has_loop(text)
+        # More words than the audio could hold is a loop the word groups did not show
+        # (or invented text): decoded again with the anti-loop options before it is dropped.
+        looped = self.settings.loop_guard and (has_loop(text) or not _could_be_said(text, len(audio)))
         if looped:
             guarded = self._decode(audio, vad_filter=vad_filter, guarded=True, hotwords=hotwords)
             # The penalties can push a short word into an invented sentence ("et j'ai fait
