@@ -115,16 +115,17 @@ class StreamResampler:
         buffer = np.concatenate([self._history, x])
         # Global index of buffer[0]: inputs before the stream began read as silence.
         start = self._received - len(buffer)
+        self._history = buffer[len(buffer) - len(self._history):]
         if last:
-            buffer = np.concatenate([buffer, np.zeros(self._delay // self._up + self._phases.shape[1])])
-            count = (self._received * self._up) // self._down - self._emitted
+            # The inputs after the end read as silence: every output the input accounts for.
+            buffer = np.concatenate([buffer, np.zeros(self._delay // self._up + len(self._history))])
+            available = (self._received * self._up) // self._down
         else:
             # An output sample needs every input up to high-rate index n = j * down + delay.
             available = ((self._received - 1) * self._up - self._delay) // self._down + 1
-            count = max(0, available - self._emitted)
-        out = self._compute(buffer, start, self._emitted + np.arange(max(0, count)))
-        self._emitted += max(0, count)
-        self._history = buffer[len(buffer) - self._phases.shape[1]:] if not last else self._history
+        count = max(0, available - self._emitted)
+        out = self._compute(buffer, start, self._emitted + np.arange(count))
+        self._emitted += count
         return np.clip(np.round(out), -32768, 32767).astype(np.int16).tobytes()
 
     def _compute(self, buffer: np.ndarray, start: int, outputs: np.ndarray) -> np.ndarray:
