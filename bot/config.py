@@ -34,6 +34,9 @@ class VoiceSettings:
 @dataclass(frozen=True)
 class CallSettings:
     no_input_s: float = 8.0           # caller silence before a re-prompt
+    # A turn that left no words but this much voiced audio was speech not understood: the
+    # caller is asked to say it again (a cough or a breath is shorter, and is not answered).
+    not_heard_min_voiced_s: float = 0.6
     # Speech over the bot holds it at once; this much voiced speech stops it for good,
     # this much silence first lets it go on (a backchannel: "oui", "hmm").
     barge_in_confirm_s: float = 0.6

@@ -92,6 +92,7 @@ async def build_voice_call(services: BotServices, transport: BaseTransport, call
         conversation.set_slow(True, "line")
     dialogue = DialogueProcessor(conversation=conversation, call=call, slow=settings.slow,
                                  preference_key=preference_key, seat=seat,
+                                 not_heard_min_voiced_s=settings.call.not_heard_min_voiced_s,
                                  transfer_mode=settings.call.transfer_mode if can_transfer else None)
     # Stereo, caller left and bot right, on the call record's clock; written as the call goes.
     recorder = CallRecorder(path=settings.recordings_dir / f"{call.call_id}.wav", call=call) \

@@ -32,6 +32,9 @@ log = logging.getLogger("callbot.flows.engine")
 
 MAX_NO_MATCH = 2
 MAX_NO_INPUT = 3
+# Speech heard that left no words: asked again twice (other words the second time); past
+# that, it may be noise, and the no-input re-prompts take over if the caller says nothing.
+MAX_NOT_HEARD = 2
 MAX_KEYS = 32
 # A question this long that the router rejects is a real question outside the knowledge
 # base (-> the fallback hook), not a misheard fragment (-> "could you repeat?").
@@ -184,6 +187,7 @@ class Conversation:
     team: str | None = None
     no_match: int = 0
     no_input: int = 0
+    not_heard: int = 0                                    # in a row: speech heard, no word read
     unclear: int = 0                                      # answers to the question now asked that were not one
     last_texts: list[str] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)   # never logged: may hold identifiers
@@ -322,7 +326,7 @@ class Conversation:
             if self.state is State.FLOW and self.flow is not None:
                 return self._flow_reply(await self.flow.on_text(text, date.today()))
             return self._not_understood()
-        self.no_input = 0
+        self.no_input = self.not_heard = 0
         if self.keywords.match("distress", said) and not (self.queued and self.team == "difficultes"):
             return self._handoff("difficultes", "detresse", self.knowledge.prompt("distress"))
         if self.queued and self.keywords.match("callback", said):
@@ -906,12 +910,32 @@ class Conversation:
 
     async def _keypad_entry(self, entry: str) -> Reply:
         assert self.flow is not None
-        self.no_input = 0
+        self.no_input = self.not_heard = 0
         if entry == "0":  # zero alone, then '#' (or a pause): the caller wants a human
             return self._handoff(self.team or "accueil", "demande_conseiller")
         if not entry:
             return self._reply(self.flow.repeat_question())
         return self._flow_reply(await self.flow.on_keys(entry, date.today()))
+
+    def on_not_heard(self) -> Reply:
+        """The caller spoke and not a word could be read (voice channels): asked to say it
+        again, with the question they were answering; in other words the second time."""
+        failures = self.failed_turns
+        return self._said(self._on_not_heard(), failures)
+
+    def _on_not_heard(self) -> Reply:
+        if self.state in (State.ENDED, State.WITH_AGENT, State.HANDOFF) or self.connecting \
+                or self.not_heard >= MAX_NOT_HEARD:
+            return self._reply([])
+        self.not_heard += 1
+        self.failed_turns += 1
+        if self.state is State.FLOW and self.flow is not None:
+            question = self.flow.repeat_question()
+        elif self.last_texts and self.last_texts[-1].endswith("?"):
+            question = self.last_texts[-1:]
+        else:
+            question = [self.knowledge.prompt("listening")]
+        return self._reply([self.knowledge.prompt("not_heard", self.not_heard - 1), *question], reprompt=True)
 
     async def on_no_input(self) -> Reply:
         failures = self.failed_turns

@@ -208,7 +208,7 @@ def _flow_label(loc: tuple[Any, ...], raw: Any) -> str:
 REQUIRED_PROMPTS = (
     "greeting", "anything_else", "listening", "no_match", "offer_human", "no_input",
     "confirm_retry", "handoff", "handoff_waiting", "distress", "action_unavailable",
-    "keypad_invalid", "goodbye", "goodbye_no_input", "queue", "callback", "agent_briefing", "team_names",
+    "keypad_invalid", "goodbye", "goodbye_no_input", "not_heard", "queue", "callback", "agent_briefing", "team_names",
     "handoff_reasons", "input_failed", "confirm_denied", "clarify", "fallback_unknown", "resume_flow", "slow_speech",
 )
 

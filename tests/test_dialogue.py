@@ -1001,3 +1001,33 @@ async def test_restore_brings_back_counters_and_keypad_entry(make_conversation, 
     conv.restore(snap)
     reply = await conv.on_dtmf("2932000074#")
     assert "Est-ce exact" in " ".join(reply.texts), reply
+
+
+async def test_speech_not_heard_is_asked_again_with_the_question_then_left_to_the_silence_watch(
+        make_conversation, knowledge):
+    conv = make_conversation()
+    greeting = conv.start()
+    first = conv.on_not_heard()
+    assert first.texts == [knowledge.prompt("not_heard", 0), greeting.texts[-1]]
+    second = conv.on_not_heard()
+    assert second.texts[0] == knowledge.prompt("not_heard", 1) != first.texts[0]
+    assert "conseiller" in second.texts[0] and second.texts[-1] == greeting.texts[-1]
+    assert conv.on_not_heard().texts == []   # noise, maybe: the no-input re-prompts take over
+    await conv.on_text("j'ai oublié mon mot de passe et je n'arrive plus à me connecter")
+    assert conv.on_not_heard().texts[0] == knowledge.prompt("not_heard", 0)
+
+
+async def test_speech_not_heard_in_a_flow_repeats_the_flow_question(make_conversation, knowledge):
+    conv = make_conversation()
+    await _to_siret(conv)
+    asked = list(conv.last_texts)
+    reply = conv.on_not_heard()
+    assert reply.texts[0] == knowledge.prompt("not_heard", 0)
+    assert reply.texts[1:] == conv.flow.repeat_question() and "SIRET" in " ".join(reply.texts[1:]), asked
+    assert reply.awaiting == "siret" and conv.state is State.FLOW
+
+
+async def test_speech_not_heard_while_holding_for_a_human_is_not_answered(make_conversation):
+    conv = make_conversation()
+    await _to_handoff(conv)
+    assert conv.on_not_heard().texts == []

@@ -326,3 +326,17 @@ def test_caller_going_on_as_the_bot_answers_is_merged(models, renderer):
     assert "vigilance" in merged.text.lower() and "march" in merged.text.lower(), merged.text
     interrupted = [t for t, f in collector.frames if isinstance(f, InterruptionFrame)]
     assert interrupted, "the bot was not stopped"
+
+
+def test_speech_that_leaves_no_words_is_reported_not_dropped_in_silence(models, renderer):
+    """A hum (a caller mumbling away from the phone): the VAD hears speech, Whisper reads no
+    word. No transcript, but the turn is reported with its voiced time, for the bot to ask
+    again rather than leave the caller waiting."""
+    from voice.turn_transcriber import UnheardSpeechFrame
+
+    hum = renderer.piece("espeak", "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm")
+    audio = np.concatenate([np.zeros(8000, dtype=np.int16), hum, np.zeros(16000 * 4, dtype=np.int16)])
+    collector = asyncio.run(_play(models, audio, transcripts=0))
+    assert collector.transcripts() == []
+    unheard = [f for _, f in collector.frames if isinstance(f, UnheardSpeechFrame)]
+    assert len(unheard) == 1 and unheard[0].voiced_s >= 1.0, unheard

@@ -68,16 +68,25 @@ async def stream_call(server, audio_16k: np.ndarray, sid: str) -> tuple[list[byt
     return received, events
 
 
-def test_question_over_the_media_stream_is_answered(server):
+def test_question_over_the_media_stream_is_answered(server, tmp_path):
+    """First a hum Whisper reads no word in (a caller mumbling, far from the phone): the bot
+    asks again rather than leave the caller in silence; then the question is answered."""
+    from bot.bench_turns import Renderer
     from bot.config import load_settings
     from bot.services import make_speech_engine, speech_style
+    from flows.knowledge import load_knowledge
     from voice.speech_renderer import SpeechRenderer
 
     voice = CallerVoice()
-    audio = timeline([(19.0, voice.say("Quel est le plafond de chiffre d'affaires ?")), (9.0, None)])
+    hum = Renderer(tmp_path).piece("espeak", "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm")
+    audio = timeline([(19.0, hum), (8.0, voice.say("Quel est le plafond de chiffre d'affaires ?")), (9.0, None)])
     received, events = asyncio.run(stream_call(server, audio, "MZ1"))
     record = [c for c in server.recent_calls() if c["channel"] == "sip"][-1]
     assert record["team"] == "seuils", record["turns"]
+    not_heard = [e["data"] for e in record["events"] if e["kind"] == "not_heard"]
+    assert len(not_heard) == 1 and not_heard[0]["voiced_s"] >= 0.6, record["events"]
+    asked_again = load_knowledge().prompt("not_heard", 0)
+    assert any(t["speaker"] == "bot" and t["text"].startswith(asked_again) for t in record["turns"]), record["turns"]
     assert any(t["speaker"] == "caller" and t["intent"] == "plafond_micro" for t in record["turns"])
     answer = next(t for t in record["turns"] if t["speaker"] == "bot" and t["intent"] == "plafond_micro")
     assert answer["total_ms"] is not None

@@ -48,6 +48,7 @@ from voice.stt import (
     has_loop,
     load_audio_16k,
     reads_back_hotwords,
+    without_non_words,
 )
 
 __all__ = ["word_error_rate"]  # tests/test_tts.py scores its round trips with it
@@ -166,6 +167,16 @@ def test_loop_detection():
     assert has_loop(looped)
     assert cut_loops(looped) == "de retard alors que je paye avec juste deux jours."
     assert not has_loop("je ne sais pas, je ne sais pas comment faire")
+
+
+def test_a_hum_read_as_one_letter_group_over_and_over_is_no_word():
+    """Whisper on a hum: "MMMMMMMM", "Ahemememem"; words, numbers and "non non" stay."""
+    assert without_non_words("MMMMMMMMMMMMMMMMMMMMMMMM") == ""
+    assert without_non_words("Ashemememememememememem") == ""
+    assert without_non_words("Mmmmh. Quel est le plafond ?") == "Quel est le plafond ?"
+    for kept in ("Hmm, je voudrais mon attestation.", "non non non", "10000 euros", "SIRET 73282932000074",
+                 "la CFE de 2024", "ahah"):
+        assert without_non_words(kept) == kept
 
 
 @needs_sounds

@@ -167,6 +167,15 @@ def cut_loops(text: str) -> str:
         text = text[:words[start + n - 1].end()] + text[words[last].end():]
 
 
+# A hum or a mumble comes back as a letter group said over and over in one "word"
+# ("MMMMMMMM", "Ahemememem"): no French word repeats one four times in a row.
+_NON_WORD = re.compile(r"\S*?([^\W\d_]{1,3}?)\1{3,}\S*", re.IGNORECASE)
+
+
+def without_non_words(text: str) -> str:
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
 def max_new_tokens(samples: int) -> int:
     """The most tokens Whisper may write for this much audio."""
     return int(MAX_TOKENS_BASE + MAX_TOKENS_PER_S * samples / SAMPLE_RATE)
@@ -293,6 +302,7 @@ class Transcriber:
             log.info("the transcript is longer than the audio could hold (%d words in %.1f s): dropped",
                      len(_WORD.findall(text)), len(audio) / SAMPLE_RATE)
             text, kept = "", []
+        text = without_non_words(text)
         if not _WORD.search(text):  # "...", "? ? ? ?": no word was heard
             text, kept = "", []
         logprob = (sum(seg.avg_logprob for seg in kept) / len(kept)) if kept else -math.inf

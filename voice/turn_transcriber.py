@@ -56,6 +56,15 @@ class RecognitionOffFrame(SystemFrame):
 
 
 @dataclass
+class UnheardSpeechFrame(SystemFrame):
+    """Pushed downstream for a caller turn that left no words (noise, a cough, or speech
+    Whisper could not read): the caller may be waiting for the bot. `voiced_s`: seconds of
+    speech-like audio in the turn, for the listener to tell a breath from a sentence."""
+
+    voiced_s: float = 0.0
+
+
+@dataclass
 class AnswerExpectedFrame(SystemFrame):
     """Sent upstream to this processor after each reply: whether the bot asked for a short
     answer (yes/no, a choice, a value), in which case a turn of a few words is whole."""
@@ -267,7 +276,9 @@ class TurnTranscriber(FrameProcessor):
     async def _commit(self, turn: _Turn, pcm: bytes, transcript: Transcript, decision: Decision,
                       speech_end: float) -> None:
         if not transcript.text:
-            log.debug("call %s: nothing said (noise or breath)", self._call_id)
+            voiced_s = round(voiced_seconds(bytes(turn.audio)), 2)
+            log.info("call %s: a turn with %.2f s of voiced audio left no words", self._call_id, voiced_s)
+            await self.push_frame(UnheardSpeechFrame(voiced_s=voiced_s))
             return
         now = time.monotonic()
         # The text may hold personal data: it goes to the call record, never to the logs.

@@ -42,7 +42,7 @@ from bot.processors.frames import (
 )
 from flows.engine import Conversation, ConversationSnapshot, Reply, State, normalize
 from voice.slow_speech import SlowSpeechFrame, speech_rate
-from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame
+from voice.turn_transcriber import AnswerExpectedFrame, RecognitionOffFrame, UnheardSpeechFrame
 
 if TYPE_CHECKING:
     from bot.agents.hub import Seat
@@ -66,8 +66,9 @@ class _Pending:
 class DialogueProcessor(FrameProcessor):
     def __init__(self, *, conversation: Conversation, call: CallLog, transfer_mode: str | None = None,
                  slow: SlowSpeechSettings | None = None, preference_key: str | None = None,
-                 seat: Seat | None = None, **kwargs) -> None:
-        """`transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human.
+                 seat: Seat | None = None, not_heard_min_voiced_s: float = 0.6, **kwargs) -> None:
+        """`not_heard_min_voiced_s`: a turn that left no words is asked again when it held
+        this much voiced audio. `transfer_mode`: 'blind' or 'bridged' when the channel can transfer to a human.
         `seat`: the call's place in the agents' queue (bot/agents/hub.py), None without agents.
         `slow`: when a caller's own pace turns slow-speech mode on. `preference_key`: where
         the caller's preferences are kept (bot/preferences.py), None when they cannot be."""
@@ -78,6 +79,7 @@ class DialogueProcessor(FrameProcessor):
         self._slow_settings = slow or SlowSpeechSettings()
         self._preference_key = preference_key
         self._seat = seat
+        self._not_heard_min_voiced_s = not_heard_min_voiced_s
         self._had_agent = False
         self._queue_update: QueueUpdateFrame | None = None   # the waiting caller's place, to say
         self._slow = False              # the mode the call's processors are in
@@ -119,6 +121,9 @@ class DialogueProcessor(FrameProcessor):
             if not self._ending:
                 await self._call.event("no_input", {"seconds": frame.seconds})
                 await self._say(await self._conversation.on_no_input(), speech_end=None, transcript_at=None)
+            return
+        if isinstance(frame, UnheardSpeechFrame):
+            await self._on_unheard(frame)
             return
         if isinstance(frame, BackchannelFrame):
             self._over_bot = True
@@ -183,6 +188,17 @@ class DialogueProcessor(FrameProcessor):
         reply = await self._conversation.on_text(text)
         await self._record_caller_turn(text, result, reply)
         await self._say(reply, speech_end=speech_end, transcript_at=transcript_at)
+
+    async def _on_unheard(self, frame: UnheardSpeechFrame) -> None:
+        """Speech that left no words: the caller, who may have stopped the bot to say it,
+        would otherwise wait in silence. Not over the bot (a backchannel, a noise)."""
+        over_bot, self._over_bot = self._over_bot, False
+        if self._ending or self._bot_speaking or over_bot or frame.voiced_s < self._not_heard_min_voiced_s:
+            return
+        reply = self._conversation.on_not_heard()
+        if reply.texts:
+            await self._call.event("not_heard", {"voiced_s": frame.voiced_s})
+            await self._say(reply, speech_end=None, transcript_at=None)
 
     async def _on_continuation(self, text: str, result: dict) -> None:
         """The caller went on as the bot began to answer their last turn (the bot has been

@@ -17,6 +17,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.processors.frames import CallerSilentFrame
 from voice.slow_speech import SlowSpeechFrame
+from voice.turn_transcriber import UnheardSpeechFrame
 
 
 class SilenceWatch(FrameProcessor):
@@ -27,6 +28,7 @@ class SilenceWatch(FrameProcessor):
         self._slow_timeout_s = slow_timeout_s or timeout_s
         self._timer: asyncio.Task | None = None
         self._caller_speaking = False
+        self._bot_speaking = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -36,7 +38,13 @@ class SilenceWatch(FrameProcessor):
             self._caller_speaking = True
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._caller_speaking = False
-        if isinstance(frame, BotStoppedSpeakingFrame) and not self._caller_speaking:
+        if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
+            self._bot_speaking = isinstance(frame, BotStartedSpeakingFrame)
+        # A turn that left no words (a cough) stopped the wait: it starts again, or a caller
+        # who then says nothing would never be asked whether they are still there.
+        restart = isinstance(frame, BotStoppedSpeakingFrame) or \
+            (isinstance(frame, UnheardSpeechFrame) and not self._bot_speaking)
+        if restart and not self._caller_speaking:
             await self._restart()
         elif isinstance(frame, (BotStartedSpeakingFrame, VADUserStartedSpeakingFrame, EndFrame, CancelFrame)):
             await self._stop()

@@ -23,6 +23,7 @@ const EVENTS = {
   turns_merged: () => "Deux morceaux de phrase réunis en une question",
   barge_in: () => "L'appelant a interrompu le callbot",
   no_input: (d) => `Silence de l'appelant (${d.seconds || "?"} s)`,
+  not_heard: (d) => `Parole non comprise (${d.voiced_s ?? "?"} s de voix), redemandée`,
   error: (d) => `Erreur : ${Object.values(d).join(" ")}`,
   transfer_requested: (d) => `Transfert demandé (${TEAMS[d.team] || d.team || "?"})`,
   action: (d) => `Action ${d.name || ""} : ${!d.ok ? "serveur d'actions indisponible" : d.identified === true ? "appelant identifié" : d.identified === false ? "identification refusée" : "faite"}`,
