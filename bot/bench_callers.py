@@ -157,6 +157,7 @@ def _figures(rows: list[dict], *, detail: bool) -> dict:
             by_kind[kind] = {"utterances": len(items), "team": _share(items, "team_right"),
                              "router_team": _share(items, "router_team_right"), "type": _share(items, "type_right")}
     personal = [r for r in rows if r["personal"]]
+    general = [r for r in in_domain if not r["personal"]]
     declined = [r for r in rows if "out_of_domain" in r["kinds"]]
     human = [r for r in rows if "human" in r["kinds"]]
     with_fact = [r for r in rows if r["fact"] is not None]
@@ -174,7 +175,9 @@ def _figures(rows: list[dict], *, detail: bool) -> dict:
         "personal": {"utterances": len(personal), "identification_asked": _share(personal, "identification"),
                      "human": _share(personal, "handoff"),
                      "identification_or_human": sum(r["identification"] or r["handoff"] for r in personal)
-                     / max(len(personal), 1)},
+                     / max(len(personal), 1),
+                     # what offering it costs: general questions offered it all the same
+                     "offered_on_general": _share(general, "identification")},
         "out_of_domain_declined": sum(r["intent"] is None and r["team"] is None for r in declined)
         / len(declined) if declined else float("nan"),
         "human_requests_handed_over": _share(human, "handoff"),
@@ -209,7 +212,8 @@ def _format_part(r: dict, title: str) -> list[str]:
         lines.append(f"      {kind:<18}{k['utterances']:>5}  {_pct(k['team'])}  {_pct(k['router_team'])}  "
                      f"{_pct(k['type'])}")
     lines.append(f"    personal questions ({p['utterances']}): identification asked or offered {_pct(p['identification_asked'])}, "
-                 f"a human {_pct(p['human'])}, either {_pct(p['identification_or_human'])}")
+                 f"a human {_pct(p['human'])}, either {_pct(p['identification_or_human'])}; "
+                 f"offered on general questions {_pct(p['offered_on_general'])}")
     lines.append(f"    out of domain declined {_pct(r['out_of_domain_declined'])}; "
                  f"a human asked for and given {_pct(r['human_requests_handed_over'])}")
     lines.append(f"    key fact in the reply {_pct(f['present'])} (of {f['items']} utterances with a fact)")

@@ -34,7 +34,7 @@ from flows.intent_classifier import (
     type_texts,
 )
 from flows.knowledge import DATA_DIR, DataError, Knowledge
-from flows.router import IntentRouter, Route, RouterSettings
+from flows.router import IntentRouter, Route, RouterSettings, load_router
 
 OUT_OF_DOMAIN_PATH = DATA_DIR / "bench_out_of_domain.yaml"
 TARGET_TEAM_ACCURACY = 0.92
@@ -306,7 +306,7 @@ def main(cache_dir: Path, settings: RouterSettings, *, as_json: bool = False, ho
     from flows.fallback import FallbackSettings
 
     fallback = make_fallback(FallbackSettings(), knowledge, Keywords(), cache_dir)
-    result["callers"] = run_caller_bench(knowledge, IntentRouter(knowledge, settings, cache_dir),
+    result["callers"] = run_caller_bench(knowledge, load_router(knowledge, settings, cache_dir),
                                          load_callers(knowledge), fallback)
     report = format_report(result) + "\n" + "\n".join(format_caller_report(result["callers"]))
     print(json.dumps(result, indent=2, ensure_ascii=False, default=list) if as_json else report)

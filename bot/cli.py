@@ -241,6 +241,10 @@ def _train_router(force: bool) -> int:
     print(f"retrieval {len(retriever.passages)} passages indexed (index {retriever.fingerprint})")
     build_completeness(load_knowledge(), settings.var_dir / "router", force=force)
     print("turns   completeness model of the words ready (end of turn)")
+    from flows.own_file import build_own_file_model
+
+    build_own_file_model(settings.var_dir / "router", force=force)
+    print("own file model of questions about the caller's own file ready (file check offered)")
     return 0
 
 
@@ -399,14 +403,14 @@ def cmd_bench_fallback(args: argparse.Namespace) -> int:
     from bot.services import make_fallback
     from flows.engine import Keywords
     from flows.knowledge import load_knowledge
-    from flows.router import IntentRouter
+    from flows.router import load_router
 
     settings = load_settings()
     config = replace(settings.fallback, backend=args.backend) if args.backend else settings.fallback
     knowledge = load_knowledge()
     cache = settings.var_dir / "router"
     fallback = make_fallback(config, knowledge, Keywords(), cache)
-    result = run_fallback_bench(knowledge, IntentRouter(knowledge, settings.router, cache), fallback,
+    result = run_fallback_bench(knowledge, load_router(knowledge, settings.router, cache), fallback,
                                 load_questions(knowledge))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "dev_rows"}, indent=2, ensure_ascii=False))

@@ -14,13 +14,14 @@ if TYPE_CHECKING:
     from bot.agents.hub import AgentHub
 from bot.store import Store
 from flows.action_client import ActionClient
+from flows.binary_text_model import BinaryTextModel
 from flows.engine import AgentDesk, Conversation, DialogueSettings, Keywords
 from flows.fallback import Backend, Fallback, FallbackSettings, Guard
 from flows.fallback.openai_chat import OpenAIChatBackend
 from flows.knowledge import Knowledge, load_knowledge
 from flows.retrieval import Retriever
-from flows.router import IntentRouter
-from flows.turn_completeness import CompletenessModel, build_completeness
+from flows.router import IntentRouter, load_router
+from flows.turn_completeness import build_completeness
 from models.errors import ModelError
 from models.kokoro import kokoro_files
 from models.piper import find_piper_voice, french_piper_voices
@@ -111,7 +112,7 @@ class BotServices:
     fallback: Fallback | None = None
     transcriber: Transcriber | None = None
     smart_turn: SmartTurnModel | None = None
-    completeness: CompletenessModel | None = None
+    completeness: BinaryTextModel | None = None
     renderer: SpeechRenderer | None = None
     hub: AgentHub | None = None          # the agent hub, set by the server
 
@@ -126,7 +127,7 @@ class BotServices:
             knowledge=knowledge,
             keywords=Keywords(),
             # Trains first when the data changed (seconds): off the event loop.
-            router=await asyncio.to_thread(IntentRouter, knowledge, settings.router, settings.var_dir / "router"),
+            router=await asyncio.to_thread(load_router, knowledge, settings.router, settings.var_dir / "router"),
             store=store,
             actions=ActionClient(settings.actions_url, secret=settings.actions_secret),
         )

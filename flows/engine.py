@@ -385,21 +385,33 @@ class Conversation:
         clarifying question, the fallback for a real question outside the knowledge, or a
         re-prompt."""
         if route.clarify is not None:
+            teams = {self.knowledge.question_types[q].team for q in route.clarify}
+            plain = all(self._answered_plainly(q) for q in route.clarify)
+            if len(teams) == 1 and plain and await self._about_own_file(text, next(iter(teams)), route.clarify):
+                # Their own file, and either type the file can tell: no choice to make.
+                self.team = next(iter(teams))
+                return self._offer_file_check(route.score)
             return self._clarify(route)
         if route.intent is not None and not self._above_own_minimum(route):
             log.info("session %s: %s below its own minimum (%.3f)", self.session_id, route.intent, route.score)
             return self._not_understood(score=route.score)
         if route.intent is None:
             self.team = route.team or self.team   # the type is uncertain, the team may not be
-            if self._about_own_file(text, route.team):
-                # Their own file, whatever the question type: the file can tell.
-                self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(self.team or "")
-                return self._reply([self.knowledge.prompts["check_file"]["offer"]], score=route.score,
-                                   offers_file_check=True)
+            if await self._about_own_file(text, route.team):
+                return self._offer_file_check(route.score)   # whatever the question type: the file can tell
             if len(text.split()) >= FALLBACK_MIN_WORDS:
                 return await self._fallback(text, route)
             return self._not_understood(score=route.score)
         return await self._start_question(route.intent, text, route.score)
+
+    def _offer_file_check(self, score: float) -> Reply:
+        self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(self.team or "")
+        return self._reply([self.knowledge.prompts["check_file"]["offer"]], score=score, offers_file_check=True)
+
+    def _answered_plainly(self, intent: str) -> bool:
+        """A question type answered by its text (no flow, action or handoff)."""
+        qt = self.knowledge.question_types[intent]
+        return qt.answer is not None and not (qt.flow or qt.action or qt.handoff_reason)
 
     def _above_own_minimum(self, route: Route) -> bool:
         min_score = self.knowledge.question_types[route.intent].min_score if route.intent else None
@@ -657,7 +669,7 @@ class Conversation:
                                    slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id,
                                    called=self.actions_called)
             reply = self._flow_reply(await self.flow.start())
-        elif qt.answer is not None and not qt.action and self._about_own_file(text, qt.team):
+        elif self._answered_plainly(qt.id) and await self._about_own_file(text, qt.team, (qt.id,)):
             # The caller needs their own figures: the rule in short, then their file.
             self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(qt.team)
             answer = await self._answer_texts(qt.id, text)
@@ -670,13 +682,17 @@ class Conversation:
         reply.intent, reply.score = qt.id, score
         return reply
 
-    def _about_own_file(self, text: str, team: str | None) -> bool:
+    async def _about_own_file(self, text: str, team: str | None, intents: tuple[str, ...] = ()) -> bool:
         """A question about the caller's own file ("vous avez bien reçu mon virement ?",
         "pourquoi on me prélève plus ce mois-ci ?"), in a call not yet identified, for a team
-        whose questions a flow can check in the file."""
-        return (not self.slots.get("identified")
-                and self.knowledge.check_file_flow(team or "") is not None
-                and self.keywords.match("personal", normalize(text)))
+        whose questions a flow can check in the file and question types (`intents`, those
+        the router named) the file can help with: a usual wording, or its meaning
+        (flows/own_file.py)."""
+        if self.slots.get("identified") or self.knowledge.check_file_flow(team or "") is None \
+                or any(i in self.knowledge.check_file_not_for for i in intents):
+            return False
+        return self.keywords.match("personal", normalize(text)) or \
+            await asyncio.to_thread(self.router.about_own_file, text)
 
     async def _check_file_answered(self, text: str, said: str) -> Reply:
         """"Voulez-vous que je vérifie votre dossier ?": yes runs the personal flow

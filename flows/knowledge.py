@@ -33,6 +33,7 @@ class Knowledge:
     out_of_scope: tuple[str, ...] = ()
     fingerprint: str = field(default="")
     check_file: dict[str, str | None] = field(default_factory=dict)   # team -> flow (check_file.yaml)
+    check_file_not_for: frozenset[str] = frozenset()                   # question types never offered it
 
     def check_file_flow(self, team: str) -> str | None:
         """The flow that checks the caller's own file for a question of this team."""
@@ -246,18 +247,20 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
         if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
             raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
         out_of_scope = tuple(" ".join(x.split()) for x in items)
-    check_file = _load_check_file(data_dir / "check_file.yaml", flows)
+    check_file, not_for = _load_check_file(data_dir / "check_file.yaml", flows, types)
     digest = hashlib.sha256()
     for p in (*question_paths, *flow_paths, prompts_path, oos_path, data_dir / "check_file.yaml"):
         if p.is_file():
             digest.update(p.read_bytes())
     return Knowledge(question_types=types, prompts=prompts, flows=flows, out_of_scope=out_of_scope,
-                     fingerprint=digest.hexdigest()[:16], check_file=check_file)
+                     fingerprint=digest.hexdigest()[:16], check_file=check_file, check_file_not_for=not_for)
 
 
-def _load_check_file(path: Path, flows: dict[str, Flow]) -> dict[str, str | None]:
+def _load_check_file(path: Path, flows: dict[str, Flow],
+                     types: dict[str, QuestionType]) -> tuple[dict[str, str | None], frozenset[str]]:
+    """(team -> flow, the question types never offered the check)."""
     if not path.is_file():
-        return {}
+        return {}, frozenset()
     raw = _read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("teams", {}), dict):
         raise DataError(f"{path.name}: must hold 'default' and a mapping 'teams'")
@@ -269,7 +272,11 @@ def _load_check_file(path: Path, flows: dict[str, Flow]) -> dict[str, str | None
             raise DataError(f"{path.name}: team {team!r} is not one of {', '.join(TEAMS)}")
         if flow is not None and flow not in flows:
             raise DataError(f"{path.name}: {team}: flow {flow!r} is not defined in flows/")
-    return mapping
+    not_for = raw.get("not_for_types") or []
+    unknown = [t for t in not_for if t not in types] if isinstance(not_for, list) else ["(not a list)"]
+    if unknown:
+        raise DataError(f"{path.name}: not_for_types: unknown question types {', '.join(map(str, unknown))}")
+    return mapping, frozenset(not_for)
 
 
 def _parsers() -> frozenset[str]:

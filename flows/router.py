@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.binary_text_model import BinaryTextModel
 from flows.intent_classifier import (
     OUT_OF_SCOPE,
     TRAINING_VERSION,
@@ -41,8 +42,11 @@ from flows.intent_classifier import (
 )
 from flows.knowledge import Knowledge
 from flows.lexical import stems
+from flows.own_file import build_own_file_model
 
-__all__ = ["OUT_OF_SCOPE", "IntentRouter", "Route", "RouterSettings", "build_classifier", "question_clause"]
+OWN_FILE_MIN_WORDS = 5
+
+__all__ = ["OUT_OF_SCOPE", "IntentRouter", "Route", "RouterSettings", "build_classifier", "load_router", "question_clause"]
 
 log = logging.getLogger("callbot.flows.router")
 MAX_CHARS = 600        # e5 reads 512 tokens at most; the question clause of a long turn is scored apart
@@ -84,6 +88,11 @@ class RouterSettings:
     # one half, no other team is as likely; on the development part of the caller set,
     # 0.5 gave a team to 2 % more questions at the price of 0.4 % more wrong teams.
     team_min: float = 0.6
+    # A question is about the caller's own file when flows/own_file.py gives it this much
+    # (or a `personal` pattern matches): the rule in short, then the file check offered.
+    # One half: the examples are balanced, and an offer the caller did not need costs one
+    # "non", a generic answer to someone who needed their file costs the call.
+    own_file_min: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_false_rejection < 0.5:
@@ -92,6 +101,8 @@ class RouterSettings:
             raise ValueError("router clarify_margin must be within 0..1")
         if not 0.0 < self.clarify_min <= 0.5:
             raise ValueError("router clarify_min must be within 0..0.5 (two types above 0.5 cannot be)")
+        if not 0.0 < self.own_file_min <= 1.0:
+            raise ValueError("router own_file_min must be within 0..1")
         if not 0.5 <= self.team_min <= 1.0:
             raise ValueError("router team_min must be within 0.5..1 (two teams above 0.5 cannot be)")
 
@@ -166,12 +177,22 @@ def _prune(cache_dir: Path, current: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+def load_router(knowledge: Knowledge, settings: RouterSettings, cache_dir: Path) -> IntentRouter:
+    """The router a call uses: the question-type classifier and the own-file model, each
+    loaded from `cache_dir` or trained and saved there."""
+    return IntentRouter(knowledge, settings, cache_dir, own_file=build_own_file_model(cache_dir))
+
+
 class IntentRouter:
     """Routes a caller's words to a question type, or to nothing, or to a choice of two."""
 
     def __init__(self, knowledge: Knowledge, settings: RouterSettings, cache_dir: Path, *,
-                 model: IntentModel | None = None) -> None:
+                 model: IntentModel | None = None, own_file: BinaryTextModel | None = None) -> None:
+        """`model`: an already trained classifier (benchmarks); by default it is loaded from
+        `cache_dir`, or trained and saved there. `own_file`: the model of questions about the
+        caller's own file (`load_router` gives both), None: the patterns alone decide."""
         self.settings = settings
+        self.own_file = own_file
         self.trained = False
         self.model_path: Path | None = None
         if model is None:
@@ -214,6 +235,14 @@ class IntentRouter:
         probs = np.exp(pooled - pooled.max())
         return (probs / probs.sum(), float(self.model.similarity(vectors).max()),
                 max(self.lexicon.evidence(t) for t in texts))
+
+    def about_own_file(self, text: str) -> bool:
+        """Whether a question is about the caller's own file, by meaning (blocking, about
+        10 ms); False without the model, and for a few words ("mon prélèvement": its
+        dates, or rejected?), too few to tell by their meaning."""
+        if self.own_file is None or len(normalize(text).split()) < OWN_FILE_MIN_WORDS:
+            return False
+        return self.own_file.probability(text) >= self.settings.own_file_min
 
     def route(self, text: str, among: Collection[str] | None = None) -> Route:
         """Blocking (about 15 ms, twice that with a question clause): run it off the event

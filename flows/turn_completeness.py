@@ -19,26 +19,13 @@ curve of 0.83; the end-of-turn decision weighs it with smart-turn and the words 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
-from flows.intent_classifier import (
-    EmbeddingCache,
-    _atomic_save,
-    _softmax,
-    embed,
-    embedding_tag,
-    fit_softmax_regression,
-    normalize,
-)
+from flows.binary_text_model import BinaryTextModel, build_binary_model
 from flows.knowledge import Knowledge
 
-log = logging.getLogger("callbot.flows.turn_completeness")
 TRAINING_VERSION = 1
 # Weaker than the router's regularisation: chosen on the tuning part of the turn-taking set
 # (1e-4, 1e-3, 1e-2 gave an area under the curve of 0.874, 0.863, 0.839).
@@ -69,46 +56,8 @@ def training_texts(phrasings: Iterable[str]) -> tuple[list[str], list[str]]:
     return whole, unfinished
 
 
-class CompletenessModel:
-    """Probability that a caller's words make a finished request (blocking, about 10 ms)."""
-
-    def __init__(self, weights: np.ndarray, bias: np.ndarray) -> None:
-        self.weights = weights
-        self.bias = bias
-
-    def probability(self, text: str) -> float:
-        words = normalize(text)
-        if not words:
-            return 0.0
-        return float(_softmax(embed([words]) @ self.weights + self.bias)[0, 1])
-
-    @classmethod
-    def train(cls, whole: list[str], unfinished: list[str], cache: EmbeddingCache) -> CompletenessModel:
-        texts = [normalize(t) for t in whole + unfinished]
-        labels = np.array([1] * len(whole) + [0] * len(unfinished))
-        weights, bias = fit_softmax_regression(cache.vectors(texts), labels, 2, l2=L2)
-        return cls(weights, bias)
-
-
-def build_completeness(knowledge: Knowledge, cache_dir: Path, *, force: bool = False) -> CompletenessModel:
-    """The model for this data: loaded from the cache dir, or trained (seconds when the
-    router's embeddings are cached) and saved there."""
+def build_completeness(knowledge: Knowledge, cache_dir: Path, *, force: bool = False) -> BinaryTextModel:
+    """The model for this data (`probability(text)`: a whole request), cached in `cache_dir`."""
     whole, unfinished = training_texts(p for qt in knowledge.question_types.values() for p in qt.phrasings)
-    digest = hashlib.sha256(f"{embedding_tag()}|{L2}\n".encode())
-    for text in whole + ["|"] + unfinished:
-        digest.update(f"{text}\n".encode())
-    path = cache_dir / f"completeness-{digest.hexdigest()[:16]}-v{TRAINING_VERSION}.npz"
-    if path.is_file() and not force:
-        try:
-            with np.load(path) as data:
-                return CompletenessModel(data["weights"], data["bias"])
-        except (OSError, ValueError, KeyError) as e:
-            log.warning("turn completeness: cached model %s unreadable (%s): training again", path.name, e)
-    started = time.perf_counter()
-    model = CompletenessModel.train(whole, unfinished, EmbeddingCache(cache_dir))
-    for old in cache_dir.glob("completeness-*.npz"):
-        old.unlink(missing_ok=True)
-    _atomic_save(path, weights=model.weights, bias=model.bias)
-    log.info("turn completeness: trained on %d whole and %d unfinished requests in %.1f s, saved as %s",
-             len(whole), len(unfinished), time.perf_counter() - started, path.name)
-    return model
+    return build_binary_model("completeness", whole, unfinished, cache_dir, l2=L2, version=TRAINING_VERSION,
+                              force=force)

@@ -61,6 +61,6 @@ def router(knowledge):
     is tested in tests/test_router.py)."""
     from pathlib import Path
 
-    from flows.router import IntentRouter, RouterSettings
+    from flows.router import RouterSettings, load_router
 
-    return IntentRouter(knowledge, RouterSettings(), Path(__file__).resolve().parent.parent / "var" / "router")
+    return load_router(knowledge, RouterSettings(), Path(__file__).resolve().parent.parent / "var" / "router")

@@ -19,7 +19,7 @@ from bot.bench_callers import (
     run_caller_bench,
 )
 from flows.knowledge import DataError, load_knowledge
-from flows.router import IntentRouter, RouterSettings
+from flows.router import RouterSettings, load_router
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_the_set_is_written_apart_from_the_phrasings(knowledge, callers):
 
 def test_the_bench_runs_through_the_real_router_and_dialogue(knowledge, callers):
     # the classifier `callbot models provision` trained, as the bench uses it
-    router = IntentRouter(knowledge, RouterSettings(), Path(__file__).resolve().parent.parent / "var" / "router")
+    router = load_router(knowledge, RouterSettings(), Path(__file__).resolve().parent.parent / "var" / "router")
     sample = [u for u in callers if "short" in u.kinds][:6] + [u for u in callers if "out_of_domain" in u.kinds][:3]
     sample.append(CallerUtterance("euh je voudrais parler à un conseiller s'il vous plaît", None, ("human",)))
     # A held-out item (no development part), with a key fact the greeting-less reply cannot hold.

@@ -241,6 +241,29 @@ async def test_a_question_about_ones_own_file_offers_to_check_it(client, account
     assert "vous êtes identifié" in said(body) and AMOUNT.search(said(body)), body
 
 
+@pytest.mark.parametrize("question", [
+    "ma comptable dit que vous avez toujours pas encaissé le chèque que je vous ai posté en septembre",
+    "bonjour monsieur, je viens de regarder mon relevé de banque et il y a deux sommes de l'urssaf le même jour",
+])
+async def test_a_question_about_ones_own_file_in_words_no_pattern_knows_offers_to_check_it(client, question):
+    from flows.engine import Keywords
+    from flows.lexical import normalize
+
+    assert not Keywords().match("personal", normalize(question))   # understood by its meaning
+    sid = await session(client)
+    body = await send(client, sid, text=question)
+    assert body["replies"][-1].startswith("Voulez-vous que je vérifie votre dossier ?"), body
+    body = await send(client, sid, text="oui")
+    assert "SIRET" in said(body) and body["awaiting"] == "siret", body
+
+
+async def test_a_rule_question_with_the_callers_situation_first_gets_the_rule(client):
+    sid = await session(client)
+    body = await send(client, sid, text="je suis coiffeuse à domicile depuis trois ans en micro, "
+                                        "c'est quoi le taux de cotisation maintenant")
+    assert body["intent"] == "taux_cotisations_micro" and "Voulez-vous que je vérifie" not in said(body), body
+
+
 async def test_a_refused_declaration_goes_to_identification(client):
     sid = await session(client)
     body = await send(client, sid, text="ma déclaration de février a été refusée je comprends pas pourquoi")

@@ -11,7 +11,7 @@ import pytest
 
 from flows.engine import QUESTION_MIN_SCORE, Conversation, DialogueSettings, Keywords, State
 from flows.knowledge import DATA_DIR, DataError, Knowledge, load_knowledge
-from flows.router import IntentRouter, Route, RouterSettings
+from flows.router import IntentRouter, Route, RouterSettings, load_router
 from tests.domain import DOMAIN_TEAMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def knowledge() -> Knowledge:
 def router(knowledge) -> IntentRouter:
     # The classifier `callbot models provision` trained, as the server uses it (training
     # itself is tested in tests/test_router.py).
-    return IntentRouter(knowledge, RouterSettings(), ROOT / "var" / "router")
+    return load_router(knowledge, RouterSettings(), ROOT / "var" / "router")
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +273,15 @@ def test_missing_prompt_is_named(data_dir):
         load_knowledge(data_dir)
 
 
+def test_a_question_type_never_offered_the_file_check_must_exist(data_dir):
+    write_questions(data_dir, entry())
+    (data_dir / "check_file.yaml").write_text("teams: {}\nnot_for_types: [test_ok, inexistant]\n", "utf-8")
+    with pytest.raises(DataError, match="check_file.yaml: not_for_types: unknown question types inexistant"):
+        load_knowledge(data_dir)
+    (data_dir / "check_file.yaml").write_text("teams: {}\nnot_for_types: [test_ok]\n", "utf-8")
+    assert load_knowledge(data_dir).check_file_not_for == {"test_ok"}
+
+
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(DataError, match="questions: no question file"):
         load_knowledge(tmp_path)
@@ -306,7 +315,7 @@ async def test_question_is_answered_then_anything_else(make_conversation, knowle
     conv = make_conversation()
     conv.start()
     reply = await conv.on_text(
-        "mon client me demande une attestation de vigilance, où est-ce que je la trouve"
+        "où est-ce qu'on trouve l'attestation de vigilance quand un client la demande"
     )
     assert reply.intent == "attestation_vigilance"
     assert reply.team == "attestations"
@@ -901,13 +910,17 @@ async def test_clarify_between_two_types_of_one_team_sets_the_team(make_conversa
 class _ClarifyingRouter:
     """Scripted: every question is between these two types."""
 
-    def __init__(self, choices: tuple[str, str]) -> None:
+    def __init__(self, choices: tuple[str, str], own_file: bool = False) -> None:
         self.choices = choices
+        self.own_file = own_file
 
     def route(self, text: str, among=None) -> Route:
         if among is not None:
             return Route(intent=None, score=0.1, reason="out_of_scope")
         return Route(intent=None, score=0.45, clarify=self.choices, reason="clarify")
+
+    def about_own_file(self, text: str) -> bool:
+        return self.own_file
 
 
 async def test_clarify_between_two_teams_leaves_the_team_unknown(knowledge, keywords):
@@ -922,6 +935,24 @@ async def test_clarify_between_two_teams_leaves_the_team_unknown(knowledge, keyw
                         router=_ClarifyingRouter(("prelevement_rejete", "moyens_paiement")), keywords=keywords)
     conv.start()
     assert (await conv.on_text("le paiement")).team == "paiement"
+
+
+async def test_a_question_about_ones_own_file_between_two_types_of_one_team_offers_the_check(knowledge, keywords):
+    """Their own payment, and the router hesitates between two payment types: the file
+    tells, no choice to make; unless one of them is a step the file cannot help with."""
+    def conversation(choices):
+        return Conversation(session_id="t", knowledge=knowledge, keywords=keywords,
+                            router=_ClarifyingRouter(choices, own_file=True))
+
+    conv = conversation(("prelevement_rejete", "paiement_non_pris_en_compte"))
+    conv.start()
+    reply = await conv.on_text("vous avez bien eu mon virement de mardi parce que j'ai eu une relance ce matin")
+    assert reply.offers_file_check and conv.state is State.CHECK_FILE and reply.team == "paiement", reply.texts
+    assert reply.texts == [knowledge.prompts["check_file"]["offer"]]
+    conv = conversation(("prelevement_rejete", "changer_rib_prelevement"))
+    conv.start()
+    reply = await conv.on_text("j'ai changé de banque et mon prélèvement de ce mois n'est pas passé")
+    assert conv.state is State.CLARIFY and not reply.offers_file_check
 
 
 async def test_a_new_question_answers_a_clarifying_question(make_conversation):

@@ -12,7 +12,7 @@ from flows.fallback import Fallback, FallbackSettings, Guard
 from flows.fallback.openai_chat import OpenAIChatBackend
 from flows.knowledge import load_knowledge
 from flows.retrieval import INDEX_VERSION, Retriever
-from flows.router import IntentRouter, RouterSettings
+from flows.router import RouterSettings, load_router
 from tests.scripted_llm import Script, ScriptedLLM
 
 EXTRACT = "Je n'ai pas de réponse toute prête."   # how the passage read as it is begins
@@ -79,7 +79,7 @@ def test_retrieval_finds_the_answer_of_a_paraphrase(retriever, question, expecte
 
 @pytest.fixture(scope="module")
 def router(knowledge):
-    return IntentRouter(knowledge, RouterSettings(), ROOT / "var" / "router")
+    return load_router(knowledge, RouterSettings(), ROOT / "var" / "router")
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)
