@@ -217,8 +217,8 @@ async def test_out_of_domain_request_is_declined_politely(client):
 
 async def test_a_question_the_router_cannot_place_is_answered_from_the_knowledge_base(client):
     sid = await session(client)
-    body = await send(client, sid, text="je vends mon fonds de commerce et mes deux employées restent avec le "
-                                        "nouveau propriétaire, qu'est-ce que je dois déclarer")
+    body = await send(client, sid, text="est-ce vrai qu'un notaire, un avocat ou un expert-comptable peut "
+                                        "accompagner une vente")
     assert body["intent"] is None and body["team"] == "cessation", body
     assert body["sources"] and body["sources"][0].startswith("https://"), body
     assert "conseiller" in said(body) and body["replies"][-1] == "Avez-vous une autre question ?"
@@ -286,15 +286,17 @@ async def test_clarifying_question_between_close_types(client, answer, choice):
     sid = await session(client)
     body = await send(client, sid, text="mon prélèvement")  # debits: their schedule, or rejected?
     assert body["awaiting"] == "choice", body
-    first, second = ("prelevements_independant", "prelevement_rejete")
     options = knowledge.prompts["clarify_options"]
+    pair = ("prelevements_independant", "prelevement_rejete")
+    first, second = pair if body["replies"][1] == options[pair[0]] else pair[::-1]   # likelier first
     assert [options[first], options[second]] == [body["replies"][1], body["replies"][3]], body
     words = [w for w in said(body).split() if any(c.isalnum() for c in w)]
     assert len(words) <= 30 and body["team"] == "paiement", body  # short; one team either way
+    expected = (first, second)[choice]
     if answer is None:  # answered in words rather than by position
-        answer = "c'est pour savoir à quelle date vous prélevez chaque mois"
+        answer, expected = "c'est pour savoir à quelle date vous prélevez chaque mois", "prelevements_independant"
     body = await send(client, sid, text=answer)
-    assert body["intent"] == (first, second)[choice], body
+    assert body["intent"] == expected, body
 
 
 async def test_another_question_in_a_flow_is_answered_then_the_flow_goes_on(client, accounts):  # noqa: F811
@@ -393,7 +395,7 @@ async def test_an_unclear_answer_to_the_flow_s_yes_no_question(client, accounts)
 
 async def test_a_question_instead_of_yes_or_no_to_the_offer_of_a_human(client):
     sid = await session(client)
-    body = await send(client, sid, text="combien de points faut-il pour avoir le permis moto")
+    body = await send(client, sid, text="combien de points on perd pour un excès de vitesse")
     assert body["awaiting"] == "confirmation" and "conseiller" in said(body), body
     body = await send(client, sid, text="non, en fait, c'était pour savoir comment on déclare son chiffre "
                                         "d'affaires sur internet")

@@ -733,7 +733,7 @@ WAITING_QUESTIONS = [
 # Answers and hesitations: never taken for a question, however long.
 WAITING_ANSWERS = (
     "oui c'est bien ça merci beaucoup madame", "non c'est pas le bon numéro", "attendez je cherche mes papiers",
-    "oui je veux bien", "attendez deux secondes je reviens", "il est où mon papier avec le numéro",
+    "oui je veux bien", "attendez deux secondes je reviens", "attendez je retrouve plus le papier",
     "je l'ai pas sous la main là", "peut-être je ne sais pas trop", "excusez-moi j'étais distrait",
     "c'est mon fils qui s'occupe de ça d'habitude",
 )

@@ -59,14 +59,15 @@ PARAPHRASES = [
     ("c'est quoi cette aide l'acre pour les créateurs, ça réduit quoi exactement", ("acre",)),
     ("en micro-entreprise pour de la vente de marchandises il faut payer quel pourcentage de cotisations",
      ("taux_cotisations_micro",)),
-    (("je vends mon fonds de commerce et mes deux employées restent avec le nouveau propriétaire "
-      "qu'est-ce que je dois déclarer"), ("cession_fonds_commerce",)),
+    # Said as a caller checks what they heard: the router cannot place it, the passage answers it.
+    ("est-ce vrai qu'un notaire, un avocat ou un expert-comptable peut accompagner une vente",
+     ("cession_fonds_commerce",)),
 ]
 # Questions whose answer is nowhere in the knowledge base: nothing may be made up.
 UNANSWERABLE = [
     "quel temps va-t-il faire demain à Lyon pour mon déménagement",
     "pouvez-vous me donner la recette de la blanquette de veau de ma grand-mère",
-    "combien de points faut-il pour avoir le permis moto",
+    "combien de points on perd pour un excès de vitesse",
 ]
 
 

@@ -18,8 +18,7 @@ from tests.llm_server import MODEL, llm_server, require_llm
 pytestmark = pytest.mark.slow
 
 QUESTIONS = [
-    ("je vends mon fonds de commerce et mes deux employées restent avec le nouveau propriétaire, "
-     "qu'est-ce que je dois déclarer"),
+    "est-ce vrai qu'un notaire, un avocat ou un expert-comptable peut accompagner une vente",
     "combien de temps elle est valable l'attestation de vigilance que mon client me demande",
 ]
 HOLDING_OR_VERBATIM = ("Je cherche l'information", "Je n'ai pas de réponse toute prête", "Je préfère vous lire",

@@ -13,9 +13,9 @@ from tests.scripted_llm import Script, ScriptedLLM
 
 pytestmark = pytest.mark.slow
 
-SENTENCES = ["Quand vous vendez votre fonds de commerce, vos salariés passent chez le repreneur.",
-             "Faites vos dernières déclarations pour la période où vous les employiez.",
-             "Le repreneur les déclare ensuite lui-même."]
+SENTENCES = ["Oui, un notaire, un avocat ou un expert-comptable peut vous accompagner pour la vente.",
+             "Il prépare l'acte et les formalités de la cession.",
+             "Vos dernières déclarations restent à faire sur votre espace en ligne."]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,7 @@ def test_first_audio_of_a_generated_answer_leaves_before_the_answer_is_complete(
     # must be heard while the model is still writing.
     llm.script = Script(pieces=[s + " " for s in SENTENCES], piece_delay_s=4.0)
     question = CallerVoice("jm_kumo").say(
-        "Je vends mon fonds de commerce et mes deux employées restent avec le nouveau propriétaire, "
-        "qu'est-ce que je dois déclarer ?")
+        "Est-ce vrai qu'un notaire, un avocat ou un expert-comptable peut accompagner une vente ?")
     # Whatever passage retrieval finds for the words Whisper heard goes to the model: this
     # test is about how the answer is said, not which passage it rests on.
     with bot_server(tmp_path, CALLBOT_FALLBACK_BACKEND="openai", CALLBOT_FALLBACK_BASE_URL=llm.url,
