@@ -386,10 +386,13 @@ class Conversation:
         re-prompt."""
         if route.clarify is not None:
             teams = {self.knowledge.question_types[q].team for q in route.clarify}
-            plain = all(self._answered_plainly(q) for q in route.clarify)
-            if len(teams) == 1 and plain and await self._about_own_file(text, next(iter(teams)), route.clarify):
-                # Their own file, and either type the file can tell: no choice to make.
-                self.team = next(iter(teams))
+            team = next(iter(teams)) if len(teams) == 1 else None
+            plain = all(self._answered_plainly(q) and self.knowledge.check_file_flow(
+                self.knowledge.question_types[q].team) is not None for q in route.clarify)
+            if plain and await self._about_own_file(text, team, route.clarify):
+                # Their own file, and either type the file can tell: no choice to make (the
+                # team's check when both share it, else the general one: what is due, paid, declared).
+                self.team = team or self.team
                 return self._offer_file_check(route.score)
             return self._clarify(route)
         if route.intent is not None and not self._above_own_minimum(route):

@@ -937,9 +937,10 @@ async def test_clarify_between_two_teams_leaves_the_team_unknown(knowledge, keyw
     assert (await conv.on_text("le paiement")).team == "paiement"
 
 
-async def test_a_question_about_ones_own_file_between_two_types_of_one_team_offers_the_check(knowledge, keywords):
+async def test_a_question_about_ones_own_file_between_two_types_offers_the_check(knowledge, keywords):
     """Their own payment, and the router hesitates between two payment types: the file
-    tells, no choice to make; unless one of them is a step the file cannot help with."""
+    tells, no choice to make (the team's check, or the general one across two teams);
+    unless one of them is a step the file cannot help with, or not the Urssaf's."""
     def conversation(choices):
         return Conversation(session_id="t", knowledge=knowledge, keywords=keywords,
                             router=_ClarifyingRouter(choices, own_file=True))
@@ -949,6 +950,13 @@ async def test_a_question_about_ones_own_file_between_two_types_of_one_team_offe
     reply = await conv.on_text("vous avez bien eu mon virement de mardi parce que j'ai eu une relance ce matin")
     assert reply.offers_file_check and conv.state is State.CHECK_FILE and reply.team == "paiement", reply.texts
     assert reply.texts == [knowledge.prompts["check_file"]["offer"]]
+    conv = conversation(("mise_en_demeure", "prelevement_rejete"))   # two teams: the general check
+    conv.start()
+    reply = await conv.on_text("j'ai reçu une lettre recommandée parce que mon prélèvement n'est pas passé")
+    assert reply.offers_file_check and reply.team is None and conv.check_flow == knowledge.check_file_flow("")
+    conv = conversation(("hors_impots_revenu_cfe", "prelevement_rejete"))   # not the Urssaf's, for one
+    conv.start()
+    assert not (await conv.on_text("on m'a prélevé la cfe deux fois ce mois-ci")).offers_file_check
     conv = conversation(("prelevement_rejete", "changer_rib_prelevement"))
     conv.start()
     reply = await conv.on_text("j'ai changé de banque et mon prélèvement de ce mois n'est pas passé")
