@@ -97,7 +97,10 @@ TURN_FIELDS = ("index", "speaker", "text", "start_ms", "end_ms", "asr_confidence
 
 class Store:
     def __init__(self, url: str) -> None:
-        self.engine: AsyncEngine = create_async_engine(url)
+        # SQLite lets one writer at a time; the others wait up to this long (5 s by default)
+        # and then fail: under load, a call's event would be dropped rather than written late.
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args)
         self._session = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self):

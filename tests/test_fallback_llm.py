@@ -45,7 +45,7 @@ async def _check_answers(fallback: Fallback, guard: Guard) -> list:
             assert not guard.claims_personal(clause), clause
         generated = [c for c in clauses if not c.startswith(HOLDING_OR_VERBATIM)]
         if answer.outcome == "generated":
-            assert generated and any(w in " ".join(generated).lower() for w in (" vous ", " le ", " la ", " de "))
+            assert generated and any(w in " ".join(generated).lower() for w in (" vous ", " le ", " la ", " de ", " un ", " une "))
         answers.append(answer)
     return answers
 

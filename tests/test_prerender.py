@@ -139,6 +139,9 @@ class ScriptedRouter:
     def route(self, text: str, among: tuple[str, str] | None = None) -> Route:
         return self.route_to
 
+    def about_own_file(self, text: str) -> bool:
+        return False
+
 
 @pytest.fixture(scope="module")
 def keywords() -> Keywords:
