@@ -17,6 +17,7 @@ import urllib.request
 import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -151,7 +152,9 @@ def test_the_list_filters_searches_sorts_and_pages(console):
     assert listed(console, "channel=text") == [ids["old"]]
     assert listed(console, "outcome=completed&sort=duration&order=asc") == [ids["vigilance"], ids["old"]]
     assert listed(console, "sort=duration")[0] == ids["long"]
-    day = (now() - timedelta(days=8)).date().isoformat()
+    # The day the old call began where the console counts days (Paris), whatever the hour now.
+    started = client(console, "sam").request("GET", "/api/supervisor/calls?channel=text")["calls"][0]["started_at"]
+    day = datetime.fromisoformat(started).astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
     assert listed(console, f"from={day}&to={day}") == [ids["old"]]
     page = client(console, "sam").request("GET", "/api/supervisor/calls?page_size=3&page=2")
     assert page["total"] == 4 and [c["id"] for c in page["calls"]] == [ids["old"]]
