@@ -387,8 +387,7 @@ class Conversation:
         if route.clarify is not None:
             teams = {self.knowledge.question_types[q].team for q in route.clarify}
             team = next(iter(teams)) if len(teams) == 1 else None
-            plain = all(self._answered_plainly(q) and self.knowledge.check_file_flow(
-                self.knowledge.question_types[q].team) is not None for q in route.clarify)
+            plain = all(self._answered_plainly(q) for q in route.clarify)
             if plain and await self._about_own_file(text, team, route.clarify):
                 # Their own file, and either type the file can tell: no choice to make (the
                 # team's check when both share it, else the general one: what is due, paid, declared).
@@ -689,10 +688,12 @@ class Conversation:
         """A question about the caller's own file ("vous avez bien reçu mon virement ?",
         "pourquoi on me prélève plus ce mois-ci ?"), in a call not yet identified, for a team
         whose questions a flow can check in the file and question types (`intents`, those
-        the router named) the file can help with: a usual wording, or its meaning
-        (flows/own_file.py)."""
-        if self.slots.get("identified") or self.knowledge.check_file_flow(team or "") is None \
-                or any(i in self.knowledge.check_file_not_for for i in intents):
+        the router named) the file can help with, each of a team the file can be checked for:
+        a usual wording, or its meaning (flows/own_file.py)."""
+        types = self.knowledge.question_types
+        if self.slots.get("identified") or self.knowledge.check_file_flow(team or "") is None or any(
+                i in self.knowledge.check_file_not_for or self.knowledge.check_file_flow(types[i].team) is None
+                for i in intents):
             return False
         return self.keywords.match("personal", normalize(text)) or \
             await asyncio.to_thread(self.router.about_own_file, text)
