@@ -37,6 +37,15 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def for_comparison(moment: datetime) -> datetime:
+    """An aware datetime as the store compares it. SQLite keeps datetimes without their
+    offset, so a bound in another zone (a Paris midnight) would be compared by its wall
+    time with UTC ones: everything is written, so compared, in UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a datetime compared with the store's must be aware")
+    return moment.astimezone(UTC)
+
+
 class Call(Base):
     __tablename__ = "calls"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: uuid.uuid4().hex)

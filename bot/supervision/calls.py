@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select
 
-from bot.store import Call, Event, Store, Turn, as_utc
+from bot.store import Call, Event, Store, Turn, as_utc, for_comparison
 from bot.supervision.masking import mask_call, mask_digits, mask_text
 from flows.lexical import normalize
 
@@ -55,9 +55,9 @@ class CallFilter:
 def _conditions(f: CallFilter) -> list:
     where = []
     if f.start is not None:
-        where.append(Call.started_at >= f.start)
+        where.append(Call.started_at >= for_comparison(f.start))
     if f.end is not None:
-        where.append(Call.started_at < f.end)
+        where.append(Call.started_at < for_comparison(f.end))
     for column, value in ((Call.channel, f.channel), (Call.outcome, f.outcome), (Call.team, f.team),
                           (Call.region, f.office)):
         if value:

@@ -63,7 +63,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,7 +71,7 @@ from sqlalchemy import or_, select
 
 from bot.agents.hours import OpeningHours
 from bot.agents.tables import Callback, QueueEntry
-from bot.store import Call, Event, Store, Turn, as_utc
+from bot.store import Call, Event, Store, Turn, as_utc, for_comparison
 from bot.supervision.settings import SupervisionSettings
 from flows.offices import national_number, office_for
 
@@ -164,13 +164,6 @@ def _number_key(caller: str | None) -> str | None:
     return digits if len(digits) >= 6 else None
 
 
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"indicators: {name} must be an aware datetime")
-    # SQLite keeps datetimes without their offset: everything is written, so compared, in UTC.
-    return moment.astimezone(UTC)
-
-
 def _days(start: datetime, end: datetime, zone: ZoneInfo) -> list[date]:
     if end <= start:
         return []
@@ -182,7 +175,7 @@ def _days(start: datetime, end: datetime, zone: ZoneInfo) -> list[date]:
 async def compute_indicators(store: Store, start: datetime, end: datetime, *, hours: OpeningHours,
                              settings: SupervisionSettings) -> dict[str, Any]:
     """The indicators of the calls started in [start, end): see the module's docstring."""
-    start, end = _aware(start, "start"), _aware(end, "end")
+    start, end = for_comparison(start), for_comparison(end)
     zone = ZoneInfo(hours.timezone)
     window = timedelta(hours=settings.reopen_window_h)
     in_period = select(Call.id).where(Call.started_at >= start, Call.started_at < end)
