@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,13 @@ from voice.speech_renderer import SpeechRenderer
 from voice.text_for_speech import clauses
 
 pytestmark = pytest.mark.slow
+
+
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:     # another file system
+        shutil.copy2(source, target)
 
 
 def cache_files(cache: Path) -> set[Path]:
@@ -44,7 +52,11 @@ def cache_names(cache: Path) -> tuple[SpeechRenderer, set[str], set[str]]:
 
 def test_an_identified_call_leaves_no_personal_value_in_the_audio_cache(tmp_path, actions, accounts):  # noqa: F811
     account = accounts["debt_due"][0]
-    cache = Path(os.environ.get("CALLBOT_AUDIO_CACHE") or load_settings().audio_cache_dir)
+    shared = Path(os.environ.get("CALLBOT_AUDIO_CACHE") or load_settings().audio_cache_dir)
+    # The server gets its own copy of the shared cache (hard links: files there are replaced,
+    # never written in place), so that what another test renders meanwhile is not counted.
+    cache = tmp_path / "audio-cache"
+    shutil.copytree(shared, cache, copy_function=link_or_copy)
     voice = CallerVoice()
     question = voice.say("Je voudrais savoir combien je dois à l'Urssaf.")
     with bot_server(tmp_path, CALLBOT_ACTIONS_URL=actions, CALLBOT_AUDIO_CACHE=str(cache)) as server:

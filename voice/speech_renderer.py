@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,7 @@ class SpeechRenderer:
         if not self._cacheable(clause):
             return pcm
         # Two calls may render the same new clause at once: each writes its own file.
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")   # servers share the cache
         tmp.write_bytes(pcm)
         tmp.replace(path)
         return pcm
