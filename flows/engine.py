@@ -10,7 +10,7 @@ import asyncio
 import copy
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import Enum
@@ -196,6 +196,7 @@ class Conversation:
     keys: str = ""                                        # keypad entry before '#'
     choices: tuple[str, str] | None = None                # the two types of a clarifying question
     check_flow: str | None = None                         # the flow that checks the caller's file, offered
+    then_handoff: Handoff | None = None                   # the human who takes the call after that flow
     slow: bool = False                                    # slow-speech mode
     slow_reason: str | None = None                        # why it changed, not reported yet
     failed_turns: int = 0                                 # in a row: not understood, no input
@@ -408,6 +409,7 @@ class Conversation:
 
     def _offer_file_check(self, score: float) -> Reply:
         self.state, self.check_flow = State.CHECK_FILE, self.knowledge.check_file_flow(self.team or "")
+        self.then_handoff = None
         return self._reply([self.knowledge.prompts["check_file"]["offer"]], score=score, offers_file_check=True)
 
     def _answered_plainly(self, intent: str) -> bool:
@@ -521,8 +523,9 @@ class Conversation:
             return self._ask_again([p("anything_else")], score=score)
         if self.state is State.CHECK_FILE:
             if self.unclear:
-                return self._offer_human(score)
-            return self._ask_again([self.knowledge.prompts["check_file"]["offer"]], score=score)
+                return self._to_human(self.then_handoff) if self.then_handoff else self._offer_human(score)
+            offer = "before_human" if self.then_handoff else "offer"
+            return self._ask_again([self.knowledge.prompts["check_file"][offer]], score=score)
         if self.state is State.CLARIFY and self.choices is not None:
             if not self.unclear:
                 self.unclear += 1
@@ -662,10 +665,16 @@ class Conversation:
         self.team = qt.team
         self.last_intent = qt.id
         self.no_match = 0
-        self.choices = None
+        self.choices, self.then_handoff = None, None
         if qt.handoff_reason:
-            prompt = "distress" if qt.team == "difficultes" else "handoff"
-            reply = self._handoff(qt.team, qt.handoff_reason, self.knowledge.prompt(prompt))
+            handoff = Handoff(team=qt.team, reason=qt.handoff_reason)
+            if qt.id in self.knowledge.identify_before_human and not self.slots.get("identified"):
+                # The agent will need the caller's file: identification first, if they want.
+                self.state, self.check_flow = State.CHECK_FILE, self.knowledge.identification_flow
+                self.then_handoff = handoff
+                reply = self._reply([self.knowledge.prompts["check_file"]["before_human"]], offers_file_check=True)
+            else:
+                reply = self._to_human(handoff)
         elif qt.flow:
             self.flow = FlowRunner(self.knowledge, qt.flow, session_id=self.session_id, team=qt.team,
                                    slots=self.slots, actions=self.actions, latest_text=text, intent=qt.id,
@@ -712,6 +721,8 @@ class Conversation:
                                    latest_text=text, intent=self.last_intent, called=self.actions_called)
             return self._flow_reply(await self.flow.start())
         if answer == "non":
+            if self.then_handoff is not None:
+                return self._to_human(self.then_handoff)
             self.state = State.QUESTION
             return self._reply([self.knowledge.prompt("listening")])
         if self._asks_repeat(said):
@@ -739,31 +750,39 @@ class Conversation:
     def _flow_reply(self, out: FlowOutput) -> Reply:
         if out.handoff is not None:
             self.flow = None
-            team = out.handoff.team or self.team or "accueil"
-            return self._handoff(team, out.handoff.reason,
-                                 " ".join([*out.texts, self.knowledge.prompt("handoff_waiting")]))
+            # Identification failed before a human who was to take the call anyway: theirs.
+            team = (self.then_handoff and self.then_handoff.team) or out.handoff.team or self.team or "accueil"
+            return self._handoff(team, out.handoff.reason, self.knowledge.prompt("handoff_waiting"), before=out.texts)
         if out.finished:
             self.flow = None
+            if self.then_handoff is not None:
+                return self._to_human(self.then_handoff, out.texts)
             self.state = State.ANYTHING_ELSE
             callback = self._booked() if self.booking_callback else None
             return self._reply([*out.texts, self.knowledge.prompt("anything_else")], callback=callback)
         self.state = State.FLOW
         return self._reply(out.texts)
 
-    def _handoff(self, team: str, reason: str, text: str | None = None) -> Reply:
+    def _to_human(self, handoff: Handoff, before: Sequence[str] = ()) -> Reply:
+        """A question type's handoff (gently to the difficulties team)."""
+        prompt = self.knowledge.prompt("distress" if handoff.team == "difficultes" else "handoff")
+        return self._handoff(handoff.team, handoff.reason, prompt, before=before)
+
+    def _handoff(self, team: str, reason: str, text: str | None = None, *, before: Sequence[str] = ()) -> Reply:
         """To a human: the caller waits in the agents' queue while they take calls, and is
-        offered a callback when they do not."""
+        offered a callback when they do not. `before`: said first either way (the end of a flow)."""
         self.flow, self.keys, self.choices, self.booking_callback = None, "", None, False
+        self.then_handoff = None
         self.team = team
         self.handoff = handoff = Handoff(team=team, reason=reason)
         unavailable = self.agents.unavailable_message() if self.agents is not None else None
         if unavailable is None:
             self.state, self.queued = State.HANDOFF, True
-            return self._reply([text or self.knowledge.prompt("handoff")], handoff=handoff, queue=True)
+            return self._reply([*before, text or self.knowledge.prompt("handoff")], handoff=handoff, queue=True)
         self.state, self.queued = State.CALLBACK_OFFER, False
         p = self.knowledge.prompts["callback"]
         first = [p["empathy"]] if team == "difficultes" else []
-        return self._reply([*first, unavailable, p["offer"]], handoff=handoff)
+        return self._reply([*before, *first, unavailable, p["offer"]], handoff=handoff)
 
     async def _question_while_queued(self, text: str, said: str) -> Reply:
         """Waiting for an agent, the caller may still ask the bot: the answer, then back to

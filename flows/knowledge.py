@@ -34,6 +34,9 @@ class Knowledge:
     fingerprint: str = field(default="")
     check_file: dict[str, str | None] = field(default_factory=dict)   # team -> flow (check_file.yaml)
     check_file_not_for: frozenset[str] = frozenset()                   # question types never offered it
+    # Handoff types whose personal questions are offered identification first, and its flow.
+    identify_before_human: frozenset[str] = frozenset()
+    identification_flow: str | None = None
 
     def check_file_flow(self, team: str) -> str | None:
         """The flow that checks the caller's own file for a question of this team."""
@@ -247,20 +250,22 @@ def load_knowledge(data_dir: Path = DATA_DIR) -> Knowledge:
         if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
             raise DataError(f"{oos_path.name}: 'out_of_scope' must be a list of sentences")
         out_of_scope = tuple(" ".join(x.split()) for x in items)
-    check_file, not_for = _load_check_file(data_dir / "check_file.yaml", flows, types)
+    check_file, not_for, before_human, identification = _load_check_file(data_dir / "check_file.yaml", flows, types)
     digest = hashlib.sha256()
     for p in (*question_paths, *flow_paths, prompts_path, oos_path, data_dir / "check_file.yaml"):
         if p.is_file():
             digest.update(p.read_bytes())
     return Knowledge(question_types=types, prompts=prompts, flows=flows, out_of_scope=out_of_scope,
-                     fingerprint=digest.hexdigest()[:16], check_file=check_file, check_file_not_for=not_for)
+                     fingerprint=digest.hexdigest()[:16], check_file=check_file, check_file_not_for=not_for,
+                     identify_before_human=before_human, identification_flow=identification)
 
 
-def _load_check_file(path: Path, flows: dict[str, Flow],
-                     types: dict[str, QuestionType]) -> tuple[dict[str, str | None], frozenset[str]]:
-    """(team -> flow, the question types never offered the check)."""
+def _load_check_file(path: Path, flows: dict[str, Flow], types: dict[str, QuestionType]
+                     ) -> tuple[dict[str, str | None], frozenset[str], frozenset[str], str | None]:
+    """(team -> flow, the question types never offered the check, the handoff types offered
+    identification first, the identification flow)."""
     if not path.is_file():
-        return {}, frozenset()
+        return {}, frozenset(), frozenset(), None
     raw = _read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("teams", {}), dict):
         raise DataError(f"{path.name}: must hold 'default' and a mapping 'teams'")
@@ -276,7 +281,14 @@ def _load_check_file(path: Path, flows: dict[str, Flow],
     unknown = [t for t in not_for if t not in types] if isinstance(not_for, list) else ["(not a list)"]
     if unknown:
         raise DataError(f"{path.name}: not_for_types: unknown question types {', '.join(map(str, unknown))}")
-    return mapping, frozenset(not_for)
+    before = raw.get("identify_before_human") or {}
+    flow, before_types = (before.get("flow"), before.get("types") or []) if isinstance(before, dict) else (None, None)
+    if before and (flow not in flows or not isinstance(before_types, list)):
+        raise DataError(f"{path.name}: identify_before_human needs a 'flow' defined in flows/ and a list 'types'")
+    wrong = [t for t in before_types if t not in types or not types[t].handoff_reason]
+    if wrong:
+        raise DataError(f"{path.name}: identify_before_human: not handoff question types: {', '.join(map(str, wrong))}")
+    return mapping, frozenset(not_for), frozenset(before_types), flow
 
 
 def _parsers() -> frozenset[str]:

@@ -85,10 +85,27 @@ async def test_each_team_typical_question(client, question, team, words):
         question.startswith("j'ai reçu") and body["replies"][-1].startswith("Voulez-vous que je vérifie"))
 
 
-async def test_difficulty_reaches_a_human(client):
+async def test_difficulty_reaches_a_human_identified_first_if_the_caller_wants(client, accounts):  # noqa: F811
+    """The agent will need the file: identification is offered first; "non" transfers at once."""
     sid = await session(client)
     body = await send(client, sid, text="je n'arrive plus du tout à payer mes cotisations, j'ai plus d'argent")
-    assert body["handoff"] == {"team": "difficultes", "reason": "difficulte"}
+    assert body["handoff"] is None and body["awaiting"] == "confirmation", body
+    assert "dossier sous les yeux" in said(body) and "tout de suite" in said(body), body
+    body = await send(client, sid, text="non")
+    assert body["handoff"] == {"team": "difficultes", "reason": "difficulte"}, body
+    assert "situation est difficile" in said(body), body
+
+    opened = await open_session(client)
+    sid = opened["session_id"]
+    body = await send(client, sid, text="on m'a piraté mon compte, quelqu'un a changé mes coordonnées bancaires")
+    assert body["intent"] == "compte_pirate" and body["handoff"] is None, body
+    body = await send(client, sid, text="oui d'accord")
+    assert body["awaiting"] == "siret", body
+    body = await identify(client, sid, accounts["debt_due"][0])
+    assert "vous êtes identifié" in said(body) and not AMOUNT.search(said(body)), body
+    assert body["handoff"] == {"team": "compte", "reason": "securite_compte"}, body
+    record = await (await client.get(f"/api/calls/{opened['call_id']}", headers=admin_headers())).json()
+    assert any(e["data"].get("identified") is True for e in record["events"] if e["kind"] == "action"), record
 
 
 async def test_amount_due_after_identification_by_voice(client, accounts):  # noqa: F811

@@ -280,6 +280,11 @@ def test_a_question_type_never_offered_the_file_check_must_exist(data_dir):
         load_knowledge(data_dir)
     (data_dir / "check_file.yaml").write_text("teams: {}\nnot_for_types: [test_ok]\n", "utf-8")
     assert load_knowledge(data_dir).check_file_not_for == {"test_ok"}
+    # Identification before a human: only for question types that go to one, with a flow.
+    (data_dir / "check_file.yaml").write_text(
+        "teams: {}\nidentify_before_human: {flow: inexistant, types: [test_ok]}\n", "utf-8")
+    with pytest.raises(DataError, match="identify_before_human needs a 'flow'"):
+        load_knowledge(data_dir)
 
 
 def test_missing_files_are_named(tmp_path):
@@ -442,12 +447,39 @@ async def test_distress_hands_off_to_difficultes(make_conversation, knowledge, r
     assert reply.texts == [knowledge.prompt("distress")]
 
 
-async def test_payment_difficulty_question_hands_off_with_care(make_conversation, knowledge):
+@pytest.mark.parametrize("decline", [("non",), ("bof", "mouais"), ("conseiller",)])
+async def test_payment_difficulty_question_hands_off_with_care(make_conversation, knowledge, decline):
+    """The agent will need the caller's file: identification is offered first; no, two
+    unclear answers or "conseiller" hand the call over at once."""
     conv = make_conversation()
     reply = await conv.on_text("je n'ai pas assez d'argent pour payer mes cotisations ce trimestre")
-    assert reply.intent == "difficulte_paiement"
-    assert reply.handoff is not None and reply.handoff.team == "difficultes"
-    assert reply.texts == [knowledge.prompt("distress")]
+    assert reply.intent == "difficulte_paiement" and reply.team == "difficultes"
+    assert reply.handoff is None and reply.offers_file_check and conv.state is State.CHECK_FILE
+    assert reply.texts == [knowledge.prompts["check_file"]["before_human"]]
+    for words in decline:
+        reply = await conv.on_text(words)
+    assert reply.handoff is not None and reply.handoff.team == "difficultes", reply.texts
+    if decline != ("conseiller",):
+        assert reply.handoff.reason == "difficulte" and reply.texts == [knowledge.prompt("distress")]
+    assert conv.then_handoff is None
+
+
+async def test_identification_before_a_human_is_not_offered_twice_nor_kept_for_another_question(
+        make_conversation, knowledge):
+    conv = make_conversation()
+    await conv.on_text("je n'ai pas assez d'argent pour payer mes cotisations ce trimestre")
+    reply = await conv.on_text("oui")
+    assert reply.awaiting == "siret" and conv.then_handoff is not None, reply.texts
+    # A side question is answered and the identification goes on, the human still after it.
+    reply = await conv.on_text("et au fait c'est quoi le plafond de chiffre d'affaires en micro cette année")
+    assert "203 100" in reply.texts[0] and reply.awaiting == "siret" and conv.then_handoff is not None
+    # A question with its own flow replaces it: no human after that one.
+    reply = await conv.on_text("je voudrais savoir combien je dois à l'urssaf")
+    assert reply.intent == "solde_compte" and reply.awaiting == "siret" and conv.then_handoff is None, reply.texts
+    conv = make_conversation()
+    conv.slots["identified"] = True
+    reply = await conv.on_text("je n'ai pas assez d'argent pour payer mes cotisations ce trimestre")
+    assert reply.handoff is not None and reply.texts == [knowledge.prompt("distress")]
 
 
 @pytest.mark.parametrize("question", [
