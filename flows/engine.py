@@ -25,7 +25,7 @@ from flows.flow_runner import FlowOutput, FlowRunner
 from flows.knowledge import DATA_DIR, Knowledge
 from flows.lexical import normalize
 from flows.router import IntentRouter, Route
-from flows.slots import mentions_number
+from flows.slots import mentions_number, parse_speech
 from flows.slow_wording import slow_wording
 
 log = logging.getLogger("callbot.flows.engine")
@@ -712,14 +712,22 @@ class Conversation:
         (identification, then the caller's own figures); no, another question is awaited;
         a question of its own is answered."""
         answer, rest_text, rest = self._yes_no_head(text, said)
+        if answer == "oui" and self.check_flow is not None:
+            flow = FlowRunner(self.knowledge, self.check_flow, session_id=self.session_id,
+                              team=self.team or "accueil", slots=self.slots, actions=self.actions,
+                              latest_text=text, intent=self.last_intent, called=self.actions_called)
+            out = await flow.start()   # not identified yet: it asks, nothing is looked up
+            asked = flow.asked_value
+            if rest and asked and parse_speech(asked, rest_text, today=date.today()) is not None:
+                # "oui, mon SIRET c'est le 732 829...": the number answers the flow's question.
+                self.flow = flow
+                return self._flow_reply(await flow.on_text(rest_text, date.today()))
         route = await self._confident_question(rest_text, rest)
         if route is not None and route.intent is not None:
             return await self._start_question(route.intent, rest_text, route.score)
         if answer == "oui" and self.check_flow is not None:
-            self.flow = FlowRunner(self.knowledge, self.check_flow, session_id=self.session_id,
-                                   team=self.team or "accueil", slots=self.slots, actions=self.actions,
-                                   latest_text=text, intent=self.last_intent, called=self.actions_called)
-            return self._flow_reply(await self.flow.start())
+            self.flow = flow
+            return self._flow_reply(out)
         if answer == "non":
             if self.then_handoff is not None:
                 return self._to_human(self.then_handoff)

@@ -99,9 +99,7 @@ async def test_difficulty_reaches_a_human_identified_first_if_the_caller_wants(c
     sid = opened["session_id"]
     body = await send(client, sid, text="on m'a piraté mon compte, quelqu'un a changé mes coordonnées bancaires")
     assert body["intent"] == "compte_pirate" and body["handoff"] is None, body
-    body = await send(client, sid, text="oui d'accord")
-    assert body["awaiting"] == "siret", body
-    body = await identify(client, sid, accounts["debt_due"][0])
+    body = await identify(client, sid, accounts["debt_due"][0])   # "oui alors mon siret c'est ..."
     assert "vous êtes identifié" in said(body) and not AMOUNT.search(said(body)), body
     assert body["handoff"] == {"team": "compte", "reason": "securite_compte"}, body
     record = await (await client.get(f"/api/calls/{opened['call_id']}", headers=admin_headers())).json()
