@@ -63,13 +63,13 @@ $(DEMO_SI_DB): $(STAMP) $(wildcard flows/actions/demo_si/*.py)
 run: setup
 	$(VENV)/bin/callbot serve --sip
 
-# Two workers: most of the suite is calls in real time, which leave the CPU idle
-# (tests/conftest.py keeps a module, and the SIP modules, on one worker). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# The calls in real time two at a time (they leave the CPU idle), then the rest one at a
+# time: scripts/run-tests.sh. TEST_WORKERS=0: everything in one process.
+export TEST_WORKERS ?= 2
 
 test: setup
 	$(VENV)/bin/ruff check bot flows voice models telephony tests
-	$(VENV)/bin/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	VENV=$(VENV) ./scripts/run-tests.sh $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot flows voice models telephony tests

@@ -19,11 +19,10 @@ for _name in ("CALLBOT_ADMIN_TOKEN", "CALLBOT_GATEWAY_TOKEN", "CALLBOT_ACTIONS_S
 os.environ.setdefault("CALLBOT_AGENTS_OPENING_HOURS", "24/7")
 
 
-# `make test` runs the tests on two workers (pytest-xdist, --dist loadgroup): most of the
-# time goes to calls in real time, which leave the CPU idle. A module's tests stay on one
-# worker (its server fixtures start once); the modules that use the fixed SIP ports of
-# `callbot serve --sip` (5060, 5080) or start SIP peers share one worker, so that no two
-# of them run at once.
+# `make test` runs the calls in real time on two workers (pytest-xdist, --dist loadgroup;
+# scripts/run-tests.sh). A module's tests stay on one worker (its server fixtures start
+# once); the modules that use the fixed SIP ports of `callbot serve --sip` (5060, 5080) or
+# start SIP peers share one worker, so that no two of them run at once.
 SERIAL_GROUPS = {"sip": ("test_sip_", "test_serve_processes")}
 
 

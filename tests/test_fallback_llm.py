@@ -15,7 +15,7 @@ from flows.knowledge import load_knowledge
 from flows.retrieval import Retriever
 from tests.llm_server import MODEL, llm_server, require_llm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cpu]   # the LLM generates on the CPU
 
 QUESTIONS = [
     "est-ce vrai qu'un notaire, un avocat ou un expert-comptable peut accompagner une vente",
