@@ -124,22 +124,6 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples.astype(np.int16), rate
 
 
-def read_dump(path: Path) -> tuple[np.ndarray, int]:
-    """A sndfile dump: the sizes in its header are written when baresip closes it, so a
-    baresip stopped harder leaves a header that says 0 frames over the audio it wrote."""
-    samples, rate = read_wav(path)
-    if samples.size:
-        return samples, rate
-    with wave.open(str(path), "rb") as w:
-        channels = w.getnchannels()
-    raw = path.read_bytes()
-    at = raw.find(b"data", 12)
-    if at < 0 or channels != 1:
-        return samples, rate
-    payload = raw[at + 8:]
-    return np.frombuffer(payload[: len(payload) // 2 * 2], dtype="<i2").astype(np.int16), rate
-
-
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     """Mono int16 samples -> 16-bit PCM WAV."""
     with wave.open(str(path), "wb") as w:
@@ -321,8 +305,7 @@ class _Baresip:
         proc = self._proc
         if proc is None:
             return
-        # 4 s: on a busy machine closing the call and its dumps takes longer than usual.
-        for sig, wait_s in ((signal.SIGTERM, 4.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        for sig, wait_s in ((signal.SIGTERM, 1.5), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             if proc.poll() is not None:
                 break
             proc.send_signal(sig)
@@ -347,7 +330,7 @@ class _Baresip:
         rate = self.rate
         for dump in dumps:
             try:
-                samples, rate = read_dump(dump)
+                samples, rate = read_wav(dump)
             except (wave.Error, EOFError, ValueError):
                 continue
             parts.append(samples)
