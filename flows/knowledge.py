@@ -34,7 +34,7 @@ class Knowledge:
     fingerprint: str = field(default="")
     check_file: dict[str, str | None] = field(default_factory=dict)   # team -> flow (check_file.yaml)
     check_file_not_for: frozenset[str] = frozenset()                   # question types never offered it
-    # Handoff types whose personal questions are offered identification first, and its flow.
+    # Handoff types whose callers are offered identification before the human, and its flow.
     identify_before_human: frozenset[str] = frozenset()
     identification_flow: str | None = None
 

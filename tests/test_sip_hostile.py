@@ -12,7 +12,9 @@ import pytest
 from bot.caller_sim import bot_server, kamailio_proxy, sip_gateway, sip_options, timeline, write_wav
 from telephony.sip_caller import place_call, read_wav
 
-pytestmark = pytest.mark.slow
+# Floods of 1200 packets keep the gateway and Kamailio busy for a while: run with the tests
+# that need the CPU, apart from the calls of other tests (scripts/run-tests.sh).
+pytestmark = [pytest.mark.slow, pytest.mark.cpu]
 
 
 def invite(port: int, source: str, local_port: int, *, sdp: str, content_length: int | None = None) -> bytes:
