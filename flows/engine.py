@@ -712,6 +712,7 @@ class Conversation:
         (identification, then the caller's own figures); no, another question is awaited;
         a question of its own is answered."""
         answer, rest_text, rest = self._yes_no_head(text, said)
+        flow: FlowRunner | None = None
         if answer == "oui" and self.check_flow is not None:
             flow = FlowRunner(self.knowledge, self.check_flow, session_id=self.session_id,
                               team=self.team or "accueil", slots=self.slots, actions=self.actions,
@@ -725,7 +726,7 @@ class Conversation:
         route = await self._confident_question(rest_text, rest)
         if route is not None and route.intent is not None:
             return await self._start_question(route.intent, rest_text, route.score)
-        if answer == "oui" and self.check_flow is not None:
+        if flow is not None:
             self.flow = flow
             return self._flow_reply(out)
         if answer == "non":
