@@ -2,8 +2,9 @@
 # The test suite, as `make test` runs it (arguments go to pytest). First the calls played in
 # real time (marked `slow`): they leave the CPU idle, so TEST_WORKERS of them run at once
 # (pytest-xdist; tests/conftest.py keeps a module's tests, and the SIP modules, on one
-# worker). Then the rest, which keeps the CPU busy (marked `cpu` if also slow), one at a time,
-# so that it never slows a call down. Fails if either part fails, or if no test ran at all.
+# worker). Then the rest, which keeps the CPU busy or times the bot (marked `cpu` if also
+# slow), one at a time, so that it neither slows a call down nor is slowed. Fails if either
+# part fails, or if no test ran at all.
 set -u
 python=${VENV:-.venv}/bin/python
 "$python" -m pytest -ra -m "slow and not cpu" -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -8,7 +8,8 @@ import pytest
 from bot.caller_sim import CallerVoice, bot_server, browser_call, read_wav, timeline, write_wav
 from tests.callers import rms_envelope
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# `cpu`: the bot's reaction time is measured, which a call of another test beside it slows.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.cpu]
 WINDOW = 0.05  # s, envelope resolution
 
 
